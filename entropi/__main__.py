@@ -1,0 +1,5 @@
+import sys
+
+from entropi.cli import main
+
+sys.exit(main())

@@ -1,0 +1,66 @@
+"""The ``entropi`` command line.
+
+Each subcommand lives in its own module under :mod:`entropi.commands` and exposes
+``register(subparsers, parents)``; this file only discovers them, sets up logging and
+turns :class:`EntropiError` into one line on stderr with the error's exit code.
+Command modules import torch, moshi and friends inside their handlers, never at the top,
+so ``entropi --help`` and ``check-config`` stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from entropi import __version__, commands
+from entropi.errors import EntropiError, UsageError
+from entropi.logs import configure_logging
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
+def common_options() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=None,
+                   help="override logging.level from the config")
+    p.add_argument("--log-format", choices=["auto", "console", "json"], default=None,
+                   help="console on a TTY, JSON lines otherwise (default: auto)")
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="entropi",
+                     description="Full-duplex voice companion on NVIDIA PersonaPlex.")
+    parser.add_argument("--version", action="version", version=f"entropi {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    parents = [common_options()]
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        module.register(sub, parents)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            parser.print_help()
+            return 2
+        configure_logging(args.log_level or "info", args.log_format or "auto")
+        return int(args.func(args) or 0)
+    except EntropiError as err:
+        print(err.line(), file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""``entropi check-config``: validate a config and show what it resolves to."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import yaml
+
+from entropi.commands import add_config_option, load_for_command
+from entropi.config import check_budget, masked_dump
+from entropi.vram import estimate_vram_gb
+
+
+def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("check-config", parents=parents,
+                       help="validate a config; print it (secrets masked), the context budget "
+                            "and estimated GPU memory",
+                       description="Validate a config file without loading any model.")
+    add_config_option(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_for_command(args)
+    budget = check_budget(cfg)
+    vram = {q: estimate_vram_gb(q, cfg.runtime.context_window)
+            for q in ("none", "int8", "int4", "fp8")}
+    if args.json:
+        print(json.dumps({
+            "config": masked_dump(cfg),
+            "budget": dict(budget.rows()) | {"fits": budget.fits},
+            "vram_estimate_gb": vram,
+        }, indent=2))
+        return 0
+    print(f"# {cfg.source_path}: OK")
+    print(yaml.safe_dump(masked_dump(cfg), sort_keys=False).rstrip())
+    print("\n# context budget (frames / tokens)")
+    for name, value in budget.rows():
+        print(f"  {name:<38} {value:>6}")
+    print(f"\n# estimated GPU memory at context {cfg.runtime.context_window} "
+          "(PersonaPlex 7B, dep_q 8, Mimi included)")
+    for q, est in vram.items():
+        mark = "  <- selected" if q == cfg.runtime.quantization else ""
+        print(f"  {q:<5} {est['total_gb']:>5.1f} GB  (weights {est['weights_gb']:.1f}, "
+              f"KV {est['kv_cache_gb']:.2f}){mark}")
+    return 0

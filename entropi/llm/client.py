@@ -1,0 +1,312 @@
+"""One async httpx client for every OpenAI-compatible chat-completions server.
+
+Local servers (llama.cpp, Ollama, vLLM, LM Studio, the embedded xllamacpp one) and OpenRouter
+share this code path; OpenRouter only adds headers and the privacy ``provider`` fields.
+Failures become :class:`ChatError` with a short ``reason`` ("timeout", "http 500",
+"stream error", "invalid json", ...) that the compactor reports as its fallback reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import os
+import random
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+import httpx
+
+from entropi.config import SecondaryModelSection
+from entropi.errors import LLMError
+from entropi.logs import get_logger
+
+log = get_logger(__name__)
+
+RETRY_STATUSES = frozenset({429, 502, 503})
+# Statuses where a retry cannot help: the message tells the user what to fix.
+_FATAL_HINTS = {
+    400: "bad request (400)",
+    401: "invalid or missing API key (401)",
+    402: "out of credits (402)",
+    403: "forbidden (403): the key may lack access to this model",
+    404: "model or endpoint not found (404): check secondary_model.model and base_url",
+}
+# A misbehaving server may ignore max_tokens; stop reading after this many characters per
+# requested token (generous: tokens average ~4 characters).
+_CHARS_PER_TOKEN_CAP = 8
+
+
+class ChatError(LLMError):
+    """A failed request; ``reason`` is a short tag, ``fatal`` means retrying cannot help."""
+
+    def __init__(self, message: str, reason: str, fatal: bool = False) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.fatal = fatal
+
+
+@dataclass(frozen=True)
+class ChatReply:
+    text: str
+    model: str | None
+    latency_ms: float
+    truncated: bool = False  # cut by max_tokens or by the runaway-answer cap
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` is either seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _error_text(body: bytes) -> str:
+    """The server's own error message, if any, kept short for one log/error line."""
+    try:
+        data = json.loads(body)
+        err = data.get("error", data) if isinstance(data, dict) else data
+        msg = err.get("message") if isinstance(err, dict) else err
+        text = str(msg)
+    except (ValueError, AttributeError):
+        text = body.decode("utf-8", "replace")
+    return " ".join(text.split())[:160]
+
+
+class ChatClient:
+    """Chat completions over httpx with timeouts, retries and SSE streaming."""
+
+    def __init__(self, section: SecondaryModelSection, base_url: str | None = None,
+                 backend_name: str | None = None) -> None:
+        url = base_url or section.effective_base_url
+        if not url:
+            raise LLMError("secondary_model.base_url: not set; give the server's URL, "
+                           "e.g. http://127.0.0.1:8080/v1")
+        self.section = section
+        self.base_url = url.rstrip("/")
+        self.backend = backend_name or section.backend
+        self.label = "OpenRouter" if section.backend == "openrouter" else f"LLM at {self.base_url}"
+        self._headers = self._build_headers(section)
+        timeout = httpx.Timeout(connect=section.connect_timeout_seconds,
+                                read=section.read_timeout_seconds,
+                                write=section.read_timeout_seconds, pool=None)
+        # trust_env=False: a proxy from the environment must never see the transcript.
+        self._http = httpx.AsyncClient(timeout=timeout, headers=self._headers, trust_env=False)
+
+    @staticmethod
+    def _build_headers(section: SecondaryModelSection) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        key = section.api_key.get_secret_value() if section.api_key else None
+        if section.backend == "openrouter":
+            key = key or os.environ.get("OPENROUTER_API_KEY")
+            if not key:
+                raise LLMError("OpenRouter: no API key; export OPENROUTER_API_KEY or set "
+                               "secondary_model.api_key: ${OPENROUTER_API_KEY}")
+            if section.openrouter.referer:
+                headers["HTTP-Referer"] = section.openrouter.referer
+            if section.openrouter.title:
+                headers["X-OpenRouter-Title"] = section.openrouter.title
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def request_body(self, messages: list[dict[str, str]], *, max_tokens: int | None = None,
+                     temperature: float | None = None, stream: bool | None = None,
+                     response_format: dict[str, Any] | None = None) -> dict[str, Any]:
+        s = self.section
+        body: dict[str, Any] = {
+            "model": s.model,
+            "messages": messages,
+            "max_tokens": max_tokens or s.max_tokens,
+            "temperature": s.temperature if temperature is None else temperature,
+            "stream": s.stream if stream is None else stream,
+        }
+        if response_format is not None:
+            body["response_format"] = response_format
+        if s.backend == "openrouter":
+            if s.fallback_models:
+                body["models"] = [s.model, *s.fallback_models]
+            body["provider"] = {"data_collection": s.openrouter.data_collection,
+                                "zdr": s.openrouter.zdr}
+        return body
+
+    async def complete(self, messages: list[dict[str, str]], *, max_tokens: int | None = None,
+                       temperature: float | None = None, stream: bool | None = None,
+                       response_format: dict[str, Any] | None = None,
+                       retry_deadline: float | None = None) -> ChatReply:
+        """One completion; retries 429/502/503 only while the retry fits ``retry_deadline``
+        (``time.monotonic()`` seconds); the whole call is bounded by total_timeout_seconds."""
+        body = self.request_body(messages, max_tokens=max_tokens, temperature=temperature,
+                                 stream=stream, response_format=response_format)
+        t0 = time.monotonic()
+        try:
+            async with asyncio.timeout(self.section.total_timeout_seconds):
+                text, truncated, model = await self._with_retries(body, retry_deadline)
+        except TimeoutError:
+            log.warning("llm_timeout", backend=self.backend,
+                        total_timeout_s=self.section.total_timeout_seconds)
+            raise ChatError(f"{self.label}: no answer within "
+                            f"{self.section.total_timeout_seconds:g} s", "timeout") from None
+        latency = (time.monotonic() - t0) * 1000
+        log.debug("llm_reply", backend=self.backend, model=model, chars=len(text),
+                  latency_ms=round(latency, 1))
+        return ChatReply(text=text, model=model, latency_ms=latency, truncated=truncated)
+
+    async def _with_retries(self, body: dict[str, Any],
+                            retry_deadline: float | None) -> tuple[str, bool, str | None]:
+        attempt = 0
+        while True:
+            try:
+                return await self._once(body)
+            except _Retryable as exc:
+                attempt += 1
+                delay = exc.retry_after
+                if delay is None:  # exponential backoff with jitter
+                    delay = min(4.0, 0.25 * 2 ** (attempt - 1)) * (1 + random.random() / 4)
+                fits = retry_deadline is None or time.monotonic() + delay < retry_deadline
+                if attempt > self.section.max_retries or not fits:
+                    log.warning("llm_gave_up", backend=self.backend, status=exc.status,
+                                attempts=attempt, retry_after_s=exc.retry_after)
+                    raise ChatError(f"{self.label}: HTTP {exc.status} after {attempt} "
+                                    f"attempt(s): {exc.detail}", f"http {exc.status}") from None
+                log.info("llm_retry", backend=self.backend, status=exc.status, attempt=attempt,
+                         delay_s=round(delay, 3))
+                await asyncio.sleep(delay)
+
+    async def _once(self, body: dict[str, Any]) -> tuple[str, bool, str | None]:
+        url = f"{self.base_url}/chat/completions"
+        try:
+            async with self._http.stream("POST", url, json=body) as resp:
+                if resp.status_code != 200:
+                    raw = await resp.aread()
+                    self._raise_for_status(resp, raw)
+                if body["stream"]:
+                    return await self._read_stream(resp, body["max_tokens"])
+                raw = await resp.aread()
+                return self._parse_json_reply(raw)
+        except httpx.TimeoutException as exc:
+            log.warning("llm_timeout", backend=self.backend, kind=type(exc).__name__)
+            raise ChatError(f"{self.label}: {type(exc).__name__}", "timeout") from None
+        except httpx.TransportError as exc:
+            log.warning("llm_unreachable", backend=self.backend, error=type(exc).__name__)
+            raise ChatError(f"{self.label}: cannot reach the server ({type(exc).__name__})",
+                            "unreachable") from None
+
+    def _raise_for_status(self, resp: httpx.Response, raw: bytes) -> None:
+        status = resp.status_code
+        detail = _error_text(raw)
+        if status in RETRY_STATUSES:
+            raise _Retryable(status, _retry_after_seconds(resp.headers.get("Retry-After")),
+                             detail)
+        log.warning("llm_http_error", backend=self.backend, status=status, detail=detail)
+        hint = _FATAL_HINTS.get(status)
+        if hint:
+            raise ChatError(f"{self.label}: {hint}: {detail}", f"http {status}", fatal=True)
+        raise ChatError(f"{self.label}: HTTP {status}: {detail}", f"http {status}")
+
+    def _parse_json_reply(self, raw: bytes) -> tuple[str, bool, str | None]:
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and "error" in data and not data.get("choices"):
+            self._stream_error(data["error"])
+        try:
+            choice = data["choices"][0]  # type: ignore[index]
+            text = choice["message"]["content"] or ""
+        except (KeyError, IndexError, TypeError):
+            log.warning("llm_invalid_json", backend=self.backend,
+                        body=raw[:80].decode("utf-8", "replace"))
+            raise ChatError(f"{self.label}: the reply is not chat-completion JSON",
+                            "invalid json") from None
+        if choice.get("finish_reason") == "error":
+            self._stream_error(choice.get("error") or "finish_reason error")
+        return str(text), choice.get("finish_reason") == "length", data.get("model")
+
+    async def _read_stream(self, resp: httpx.Response,
+                           max_tokens: int) -> tuple[str, bool, str | None]:
+        parts: list[str] = []
+        size = 0
+        cap = max_tokens * _CHARS_PER_TOKEN_CAP
+        model = None
+        cut = False
+        async for data in _sse_data(resp.aiter_lines()):
+            if data == "[DONE]":
+                break
+            try:
+                event = json.loads(data)
+            except ValueError:
+                log.warning("llm_invalid_json", backend=self.backend, data=data[:80])
+                raise ChatError(f"{self.label}: a stream event is not JSON",
+                                "invalid json") from None
+            if not isinstance(event, dict):
+                raise ChatError(f"{self.label}: a stream event is not an object", "invalid json")
+            if "error" in event:  # OpenRouter reports mid-stream failures with HTTP 200
+                self._stream_error(event["error"])
+            model = event.get("model", model)
+            for choice in event.get("choices") or []:
+                if choice.get("finish_reason") == "error":
+                    self._stream_error(choice.get("error") or "finish_reason error")
+                cut = cut or choice.get("finish_reason") == "length"
+                piece = (choice.get("delta") or {}).get("content") or ""
+                parts.append(piece)
+                size += len(piece)
+            if size > cap:
+                log.warning("llm_answer_truncated", backend=self.backend, chars=size,
+                            max_tokens=max_tokens)
+                return "".join(parts)[:cap], True, model
+        return "".join(parts), cut, model
+
+    def _stream_error(self, err: Any) -> NoReturn:
+        detail = _error_text(json.dumps({"error": err}).encode())
+        log.warning("llm_stream_error", backend=self.backend, detail=detail)
+        raise ChatError(f"{self.label}: error inside the answer: {detail}", "stream error")
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> ChatClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class _Retryable(Exception):
+    def __init__(self, status: int, retry_after: float | None, detail: str) -> None:
+        super().__init__(status)
+        self.status = status
+        self.retry_after = retry_after
+        self.detail = detail
+
+
+async def _sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
+    """The ``data`` payloads of an SSE stream; comments (``: ...``) and other fields skipped.
+
+    Multi-line ``data:`` fields are joined with newlines per the SSE spec."""
+    buf: list[str] = []
+    async for line in lines:
+        if not line:
+            if buf:
+                yield "\n".join(buf)
+                buf = []
+            continue
+        if line.startswith(":"):
+            continue
+        field, _, value = line.partition(":")
+        if field == "data":
+            buf.append(value[1:] if value.startswith(" ") else value)
+    if buf:
+        yield "\n".join(buf)

