@@ -120,7 +120,7 @@ class PersonaPlexController:
         self.window: WindowStats | None = None
         self.transcript = WindowTranscript()
         self._stop = asyncio.Event()
-        self._spec: asyncio.Task[CompactionResult] | None = None
+        self._spec: asyncio.Task[asyncio.Task[str]] | None = None
         self._handover: asyncio.Task[CompactionResult] | None = None
         self._fast = bool(cfg.audio.fast and cfg.audio.input == "wav")
         self._spec_at = max(0.0, cfg.window.max_seconds - cfg.secondary_model.speculative_seconds)
@@ -211,9 +211,14 @@ class PersonaPlexController:
         self.state = State.LIVE
         self.on_window(self.window, self.state)
 
-    def _start_compaction(self) -> asyncio.Task[CompactionResult]:
-        utterances = self.transcript.utterances()
-        memories = self.memory.context_for(self.transcript.text())
+    def _start_compaction(self) -> asyncio.Task[asyncio.Task[str]]:
+        return asyncio.create_task(self._begin_compaction(self.transcript.utterances()),
+                                   name="compaction-start")
+
+    async def _begin_compaction(self, utterances: list[Utterance]) -> asyncio.Task[str]:
+        # Retrieval searches the journal (milliseconds at 10k entries): done in a thread so
+        # the frame loop never waits for it.
+        memories = await self.memory.recall(render(utterances))
         return self.compactor.start(utterances, memories, self.prompt)
 
     def _end_window(self, cut: Cut) -> None:
@@ -233,11 +238,10 @@ class PersonaPlexController:
         self.on_window(w, self.state)
 
     async def _run_handover(self, utterances: list[Utterance],
-                            spec: asyncio.Task[CompactionResult] | None,
+                            spec: asyncio.Task[asyncio.Task[str]] | None,
                             started_at: datetime, w: WindowStats) -> CompactionResult:
-        if spec is None:
-            spec = self._start_compaction()
-        result = await self.compactor.finish(spec, utterances)
+        started = await (spec or self._start_compaction())
+        result = await self.compactor.finish(started, utterances)
         w.compaction_ms = result.latency_ms
         w.fallback = result.fallback
         self.memory.submit(WindowRecord(

@@ -10,6 +10,7 @@ logged with its task name and the process exits non-zero so systemd restarts it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -87,6 +88,8 @@ class Daemon:
         self.summary: dict[str, Any] = {}
         self._signals = 0
         self._live: dict[str, Any] = {"state": "starting"}
+        self._status_due = asyncio.Event()
+        self._status_closing = False
 
     # ------------------------------------------------------------------ signals
 
@@ -115,21 +118,24 @@ class Daemon:
         if state is State.LIVE:
             self.notifier.status(f"window {w.number} live, prompt {w.prompt_tokens} tokens, "
                                  f"last handover {w.handover_ms:.0f} ms")
-        write_status(self.cfg.service.status_file, self._live)
+        self._status_due.set()  # the file is written off the frame loop, right away
 
     def _on_frame(self) -> None:
         # WATCHDOG=1 comes from the audio loop itself: a stalled loop gets restarted.
         self.notifier.watchdog()
 
     async def _status_writer(self) -> None:
-        while True:
-            await asyncio.sleep(1.0)
+        """Every second, or at once after a state change, in a thread: never on the loop."""
+        while not self._status_closing:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._status_due.wait(), 1.0)
+            self._status_due.clear()
             c = self.controller
             if c is not None:
                 self._live.update(frames=c.totals.frames, windows=c.totals.windows,
                                   dead_air_frames=c.totals.dead_air_frames,
                                   audio=vars(c.audio.stats()))
-            write_status(self.cfg.service.status_file, self._live)
+            await asyncio.to_thread(write_status, self.cfg.service.status_file, dict(self._live))
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -205,7 +211,10 @@ class Daemon:
             run = tg.create_task(controller.run(), name="controller")
             guard = tg.create_task(self._stop_guard(controller), name="stop-guard")
             totals = await run
-            status.cancel()
+            # Let a write in flight finish (a thread can't be cancelled) before the final one.
+            self._status_closing = True
+            self._status_due.set()
+            await status
             guard.cancel()
         return totals
 

@@ -32,6 +32,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt-tokens", type=int, default=150,
                    help="system prompt length in tokens (default 150)")
     p.add_argument("--repeats", type=int, default=5, help="restarts timed per path (default 5)")
+    p.add_argument("--stock", action="store_true",
+                   help="also time plain moshi the way its own server runs it, on the same "
+                        "weights and input, and report stock/entropi ratios")
 
 
 def _prompt(engine: Any, tokens: int) -> str:
@@ -72,8 +75,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     fast = [engine.prime(prompt) for _ in range(args.repeats)]
 
     frame_ms: list[float] = []
-    for _ in range(args.frames):
-        pcm = (0.05 * rng.standard_normal(1920)).astype(np.float32)
+    inputs = [(0.05 * rng.standard_normal(1920)).astype(np.float32) for _ in range(args.frames)]
+    for pcm in inputs:
         t = time.perf_counter()
         engine.step(pcm)  # ends with its device→host copy: already synchronised
         frame_ms.append((time.perf_counter() - t) * 1000)
@@ -89,7 +92,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     full_ms = statistics.median(s.ms for s in full)
     fast_ms = statistics.median(s.ms for s in fast)
     mem = engine.memory_stats()
-    return {
+    result = {
         "device": mem["device"],
         "weights": args.random_weights or cfg.model.source,
         "dtype": str(models.dtype).removeprefix("torch."),
@@ -107,3 +110,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "snapshot_bytes": mem["snapshot_bytes"],
         "load_s": load_s, "warm_up_ms": warm_ms,
     }
+    if args.stock:  # last: it releases the engine's streaming state
+        result |= _stock(engine, inputs, frame_ms, full_ms, fast_ms)
+    return result
+
+
+def _stock(engine: Any, inputs: list[np.ndarray], frame_ms: list[float], full_ms: float,
+           fast_ms: float) -> dict[str, Any]:
+    """Stock moshi on the same weights and input; ratios > 1 mean entropi is faster."""
+    from entropi.engine.stock import stock_frame_ms
+
+    stock = stock_frame_ms(engine, inputs)
+    out = {"stock_frame_ms_p50": _pct(stock, 50), "stock_frame_ms_p99": _pct(stock, 99),
+           "stock_frame_ms_max": max(stock),
+           # Stock moshi has no re-injection: the fork re-steps the whole prefix per window.
+           "stock_restart_ms": full_ms}
+    out |= {"ratio_frame_p50": out["stock_frame_ms_p50"] / _pct(frame_ms, 50),
+            "ratio_frame_p99": out["stock_frame_ms_p99"] / _pct(frame_ms, 99),
+            "ratio_restart": full_ms / fast_ms}
+    return out

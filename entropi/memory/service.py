@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -66,6 +67,8 @@ class MemoryService:
         self._env = env
         self._stats = _Stats()
         self._index = BM25Index()
+        # Searches run in a worker thread (recall) while the writer adds entries.
+        self._index_lock = threading.Lock()
         self._profile = PersonaProfile(persona=persona_name)
         self._planner = EntryPlanner(persona_name, cfg.importance_threshold,
                                      cfg.cooldown_seconds, cfg.cooldown_bypass_importance)
@@ -181,6 +184,10 @@ class MemoryService:
         await self._queue.put(_SessionEnd(summary, done))
         await done
 
+    async def recall(self, query: str) -> str:
+        """``context_for`` off the event loop: a search over 10k entries takes milliseconds."""
+        return await asyncio.to_thread(self.context_for, query)
+
     def context_for(self, query: str) -> str:
         """Relevant journal entries plus a condensed profile snapshot for the compaction
         prompt, within ``retrieval_token_budget`` approximate tokens (see approx_tokens).
@@ -190,8 +197,9 @@ class MemoryService:
             return ""
         if self._purged_since_load():  # stale copy may hold deleted text: offer nothing
             return ""
-        memories = [self._memory_line(e) for e in
-                    self._index.search(query, self.cfg.retrieval_entries)]
+        with self._index_lock:
+            found = self._index.search(query, self.cfg.retrieval_entries)
+        memories = [self._memory_line(e) for e in found]
         snapshot = self._profile.snapshot()
         candidates = memories[:1] + ([f"Profile: {snapshot}"] if snapshot else []) + memories[1:]
         lines: list[str] = []
@@ -230,9 +238,15 @@ class MemoryService:
 
     async def _write(self, entry: JournalEntry) -> None:
         assert self.journal is not None
-        await asyncio.to_thread(self.journal.append, entry)
-        self._index.add(entry)
+        await asyncio.to_thread(self._append_and_index, entry)
         self._stats.entries_written += 1
+
+    def _append_and_index(self, entry: JournalEntry) -> None:
+        # In the writer thread: waiting for a running search never blocks the event loop.
+        assert self.journal is not None
+        self.journal.append(entry)
+        with self._index_lock:
+            self._index.add(entry)
 
     async def _journal_writer(self) -> None:
         assert self._queue is not None and self._profile_queue is not None

@@ -106,7 +106,8 @@ def test_fast_reinjection_matches_per_step_replay_over_windows(engine: Engine) -
     logits, out = run_frames(engine, 60, seed=1)
     torch.testing.assert_close(logits, ref_logits, atol=1e-4, rtol=1e-4)
     assert torch.equal(out, ref_out)
-    assert len(set(out[:, 0].tolist())) > 1  # the model really says different things
+    # The model really says different things (its text stream may just listen: PAD).
+    assert len(set(out[:, 1].tolist())) > 1 and logits.std(0).max() > 0.1
 
 
 def test_reference_after_fast_is_unchanged(engine: Engine) -> None:

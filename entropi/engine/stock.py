@@ -1,0 +1,59 @@
+"""Plain moshi, run the way ``moshi.server`` runs it: the side-by-side reference for benchmarks.
+
+Per frame: PCM to the device, ``mimi.encode``, ``LMGen.step``, ``mimi.decode``, ``.cpu()`` for
+the PCM and ``.item()`` for the text token (two host syncs), no snapshot, no batched prefill,
+Mimi graphed only the way moshi graphs it itself. Never imports ``moshi.server`` (it runs at
+import); this mirrors its ``ServerState`` loop.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from entropi.constants import FRAME_SIZE
+from entropi.engine.engine import Engine
+
+
+@torch.inference_mode()
+def stock_frame_ms(engine: Engine, pcm_frames: list[np.ndarray]) -> list[float]:
+    """Time each frame through a fresh stock ``LMGen`` on the engine's own weights.
+
+    The engine's streaming state is released first (the weights are shared), so the engine
+    cannot be stepped afterwards.
+    """
+    from moshi.models.lm import LMGen
+    from moshi.modules.streaming import StreamingModule
+
+    # moshi has no public "stop streaming forever"; detached children (the depformer) keep
+    # their own state, so every streaming module is cleared, not just the two roots.
+    for root in (engine.lm_gen, engine.mimi):
+        for module in root.modules():
+            if isinstance(module, StreamingModule):
+                module._streaming_state = None
+    s = engine.cfg.sampling
+    lm_gen = LMGen(engine.lm, use_sampling=s.use_sampling, temp=s.audio_temp,
+                   temp_text=s.text_temp, top_k=s.audio_topk, top_k_text=s.text_topk)
+    mimi, device = engine.mimi, engine.device
+    mimi.streaming_forever(1)
+    lm_gen.streaming_forever(1)
+
+    def frame(pcm: np.ndarray) -> None:
+        chunk = torch.from_numpy(pcm).to(device=device)[None, None]
+        codes = mimi.encode(chunk)
+        tokens = lm_gen.step(codes[:, :, 0:1])
+        if tokens is not None:
+            mimi.decode(tokens[:, 1:]).cpu()
+            tokens[0, 0, 0].item()
+
+    silence = np.zeros(FRAME_SIZE, dtype=np.float32)
+    for _ in range(4):  # moshi.server's warmup()
+        frame(silence)
+    times = []
+    for pcm in pcm_frames:
+        t = time.perf_counter()
+        frame(pcm)
+        times.append((time.perf_counter() - t) * 1000)
+    return times
