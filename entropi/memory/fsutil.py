@@ -58,28 +58,27 @@ def append_durable(path: Path, data: bytes) -> bool:
     another writer's entry.
     """
     created = not path.exists()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
-    try:
-        os.fchmod(fd, FILE_MODE)
-        _write_all(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _write_synced(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, data)
     if created:
         fsync_dir(path.parent)
     return created
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` atomically: temp file, fsync, rename, fsync the directory."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+def _write_synced(path: Path, flags: int, data: bytes) -> None:
+    """Open with ``flags``, force mode 0600 (umask or an old file may differ), write, fsync."""
+    fd = os.open(path, flags, FILE_MODE)
     try:
         os.fchmod(fd, FILE_MODE)
         _write_all(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace ``path`` atomically: temp file, fsync, rename, fsync the directory."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    _write_synced(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, data)
     os.replace(tmp, path)
     fsync_dir(path.parent)
 
