@@ -112,6 +112,7 @@ class ConversationSection(Section):
     )
     initial_prompt: str | None = None
     prompt_token_budget: int = Field(150, ge=8, le=1000)
+    transcript_file: ConfigPath | None = None
 
     @property
     def first_prompt(self) -> str:

@@ -27,7 +27,7 @@ from entropi.constants import FRAME_SECONDS
 from entropi.llm import CompactionResult, Compactor, Utterance
 from entropi.logs import get_logger
 from entropi.memory import MemoryService, WindowRecord
-from entropi.transcript import WindowTranscript, render
+from entropi.transcript import WindowTranscript, append_window, render
 
 log = get_logger(__name__)
 
@@ -53,7 +53,8 @@ class State(enum.Enum):
 @dataclass
 class WindowStats:
     number: int
-    started: float
+    started: float  # perf_counter, for durations
+    opened_at: datetime  # wall clock, for the journal and the transcript file
     end_reason: str = ""
     frames: int = 0
     seconds: float = 0.0
@@ -203,6 +204,7 @@ class PersonaPlexController:
     def _open_window(self, restart_ms: float, tokens: int) -> None:
         number = self.totals.windows + 1
         self.window = WindowStats(number=number, started=time.perf_counter(),
+                                  opened_at=datetime.now(UTC),
                                   restart_ms=restart_ms, prompt_tokens=tokens)
         self._dead_air_base = _late_or_missing(self.audio)
         self.transcript = WindowTranscript()
@@ -230,28 +232,41 @@ class PersonaPlexController:
         self.state = State.THINKING
         self.player.start()  # the clip begins on the very next frame
         utterances = self.transcript.utterances()
-        started_at = datetime.now(UTC)
+        started_at, ended_at = w.opened_at, datetime.now(UTC)
         self._handover_t0 = time.perf_counter()
         self._handover = asyncio.create_task(
-            self._run_handover(utterances, self._spec, started_at, w),
+            self._run_handover(utterances, self._spec, started_at, ended_at, w),
             name=f"handover-{w.number}")
         self.on_window(w, self.state)
 
     async def _run_handover(self, utterances: list[Utterance],
                             spec: asyncio.Task[asyncio.Task[str]] | None,
-                            started_at: datetime, w: WindowStats) -> CompactionResult:
+                            started_at: datetime, ended_at: datetime,
+                            w: WindowStats) -> CompactionResult:
         started = await (spec or self._start_compaction())
         result = await self.compactor.finish(started, utterances)
         w.compaction_ms = result.latency_ms
         w.fallback = result.fallback
         self.memory.submit(WindowRecord(
-            window=w.number, started_at=started_at, ended_at=datetime.now(UTC),
+            window=w.number, started_at=started_at, ended_at=ended_at,
             transcript=render(utterances), prompt=result.prompt,
             directive=result.memory))
+        await self._log_transcript(w.number, started_at, ended_at, utterances, result.prompt)
         prime = await self._prime(result.prompt, window=w.number + 1)
         w.restart_ms = prime.ms
         w.prompt_tokens = prime.tokens
         return result
+
+    async def _log_transcript(self, window: int, started: datetime, ended: datetime,
+                              utterances: list[Utterance], prompt: str) -> None:
+        path = self.cfg.conversation.transcript_file
+        if path is None:
+            return
+        try:
+            await asyncio.to_thread(append_window, path, window, started, ended, utterances,
+                                    prompt)
+        except OSError as exc:  # a full disk must not stop the conversation
+            log.warning("transcript_write_failed", path=str(path), error=str(exc))
 
     async def _prime(self, prompt: str, window: int):
         stats = await self.engine.prime(prompt)

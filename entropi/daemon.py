@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import signal
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -69,6 +70,8 @@ def summarize(totals: RunTotals, cfg: Config, seconds: float,
         "wall_seconds": round(seconds, 2),
         "audio_seconds": round(totals.frames * 0.08, 2),
         "output_wav": str(cfg.audio.output_wav) if cfg.audio.output == "wav" else None,
+        "transcript_file": (str(cfg.conversation.transcript_file)
+                            if cfg.conversation.transcript_file else None),
         "journal_dir": str(cfg.memory.journal_dir) if cfg.memory.enabled else None,
         "profile_path": str(cfg.memory.profile_path) if cfg.memory.enabled else None,
     }
@@ -244,10 +247,23 @@ def run_daemon(cfg: Config, opts: RunOptions) -> int:
         daemon.notifier.stopping()
     if daemon.summary:
         log.info("run summary", **daemon.summary)
+        if sys.stdout.isatty():  # a person is watching: the log line is for machines
+            print(human_summary(daemon.summary))
         if opts.summary_json is not None:
             opts.summary_json.parent.mkdir(parents=True, exist_ok=True)
             opts.summary_json.write_text(json.dumps(daemon.summary, indent=2))
     return code
+
+
+def human_summary(s: dict[str, Any]) -> str:
+    lines = [f"entropi: {s['windows']} windows, {s['audio_seconds']:.1f} s of audio in "
+             f"{s['wall_seconds']:.1f} s; dead air {s['dead_air_frames']} frames; "
+             f"{s['fallbacks']} compaction fallbacks; handover p50 {s['handover_ms_p50']:.0f} ms"]
+    for label, key in (("output WAV", "output_wav"), ("transcript", "transcript_file"),
+                       ("journal", "journal_dir"), ("profile", "profile_path")):
+        if s.get(key):
+            lines.append(f"  {label:<11} {s[key]}")
+    return "\n".join(lines)
 
 
 def _leaves(group: BaseException) -> list[BaseException]:

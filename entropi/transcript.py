@@ -7,6 +7,10 @@ by the same energy threshold the pause detector uses.
 
 from __future__ import annotations
 
+import os
+from datetime import datetime
+from pathlib import Path
+
 import numpy as np
 
 from entropi.audio.levels import rms_dbfs
@@ -68,3 +72,17 @@ class WindowTranscript:
 
 def render(utterances: list[Utterance]) -> str:
     return "\n".join(u.render() for u in utterances)
+
+
+def append_window(path: Path, window: int, started: datetime, ended: datetime,
+                  utterances: list[Utterance], prompt: str) -> None:
+    """Append one window to the session transcript file (blocking: call it in a thread)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    body = render(utterances) or "(nothing said)"
+    text = (f"## window {window}  {started:%Y-%m-%d %H:%M:%S} – {ended:%H:%M:%S}\n{body}\n"
+            f"next prompt: {prompt}\n\n")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)

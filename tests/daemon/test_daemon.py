@@ -43,6 +43,14 @@ def test_five_windows_with_embedded_llm(daemon):
     pcm = read_wav(daemon.dir / "out.wav")
     assert len(pcm) == s["frames"] * FRAME_SIZE
     assert float(np.abs(pcm).max()) > 0
+    # The session transcript: every window, its words and markers, and the prompt it led to.
+    transcript = Path(s["transcript_file"])
+    assert transcript.parent == daemon.dir / "out" and transcript.stat().st_mode & 0o777 == 0o600
+    text = transcript.read_text()
+    assert [int(line.split()[2]) for line in text.splitlines() if line.startswith("## window")] \
+        == [1, 2, 3, 4, 5]
+    prompts = [line for line in text.splitlines() if line.startswith("next prompt: ")]
+    assert len(prompts) == 5 and all("You are Ada, a calm companion." in p for p in prompts)
     # Journal and profile written.
     days = list((daemon.dir / "journal").rglob("*.md"))
     assert days and "window" in days[0].read_text().lower()
