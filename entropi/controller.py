@@ -31,6 +31,10 @@ from entropi.transcript import WindowTranscript, append_window, render
 
 log = get_logger(__name__)
 
+# Pause-triggered speculative compactions per window: a window with many short silences
+# must not turn into a stream of LLM requests.
+MAX_PAUSE_SPECULATIONS = 3
+
 
 
 def _late_or_missing(audio: AudioIO) -> int:
@@ -125,6 +129,10 @@ class PersonaPlexController:
         self._handover: asyncio.Task[CompactionResult] | None = None
         self._fast = bool(cfg.audio.fast and cfg.audio.input == "wav")
         self._spec_at = max(0.0, cfg.window.max_seconds - cfg.secondary_model.speculative_seconds)
+        self._spec_on_pause = False
+        self._pause_specs = 0  # pause-triggered starts this window (each costs an LLM call)
+        self._min_frames = round(cfg.window.min_seconds / FRAME_SECONDS)
+        self._pause_frames = max(1, round(cfg.window.pause_seconds / FRAME_SECONDS))
 
     # ------------------------------------------------------------------ control
 
@@ -173,14 +181,41 @@ class PersonaPlexController:
         elapsed = self.window.frames * FRAME_SECONDS
         self.transcript.add(out.text, user_pcm=pcm, t=elapsed,
                             threshold_dbfs=self.cfg.window.vad_threshold_dbfs)
-        if self._spec is None and self.cfg.secondary_model.speculative_seconds > 0 \
-                and elapsed >= self._spec_at:
-            # Start compaction on the transcript so far so the answer is ready at the cut.
-            self._spec = self._start_compaction()
         cut = self.detector.update(pcm, out.token)
         if cut is not None:
             self._end_window(cut)
+        elif self.cfg.secondary_model.speculative_seconds > 0:
+            self._speculate(elapsed)
         return model_s
+
+    def _speculate(self, elapsed: float) -> None:
+        """Start compaction before the cut so the answer is ready when the window closes:
+        ``speculative_seconds`` before ``max_seconds``, and at each silence that would end
+        the window at a pause (dropped again if the talk resumes before the cut)."""
+        quiet = self.detector.quiet_frames
+        if self._spec is not None:
+            if quiet == 0 and self._spec_on_pause:
+                self._discard_spec()  # the talk went on: that summary would miss it
+            return
+        if elapsed >= self._spec_at:
+            self._spec, self._spec_on_pause = self._start_compaction(), False
+        elif quiet > 0 and self._pause_specs < MAX_PAUSE_SPECULATIONS:
+            # If this silence lasts, the detector cuts at frame `cut_at`: start at most
+            # pause_seconds ahead of it.
+            frames = self.detector.frames
+            cut_at = max(frames - quiet + self._pause_frames, self._min_frames)
+            if cut_at - frames <= self._pause_frames:
+                self._spec, self._spec_on_pause = self._start_compaction(), True
+                self._pause_specs += 1
+
+    def _discard_spec(self) -> None:
+        spec, self._spec = self._spec, None
+        assert spec is not None and self.window is not None
+        log.info("speculation_dropped", window=self.window.number, reason="talk resumed")
+        if not spec.done():
+            spec.cancel()  # still retrieving memories: no LLM request was made
+        elif not spec.cancelled() and spec.exception() is None:
+            self.compactor.discard(spec.result())
 
     async def _thinking_frame(self) -> float:
         assert self.window is not None and self._handover is not None
@@ -210,6 +245,7 @@ class PersonaPlexController:
         self.transcript = WindowTranscript()
         self.detector.reset()
         self._spec = None
+        self._pause_specs = 0
         self.state = State.LIVE
         self.on_window(self.window, self.state)
 

@@ -56,6 +56,7 @@ class _Job:
     memories: str
     memory_task: asyncio.Task[dict[str, Any] | None] | None = None
     done_at: list[float] = field(default_factory=list)
+    late: str | None = None  # a late answer this job took over (handed back on discard)
 
 
 _SYSTEM = (
@@ -93,11 +94,12 @@ class Compactor:
               previous_prompt: str = "") -> asyncio.Task[str]:
         """Begin a compaction (may be speculative); returns the task to pass to finish()."""
         previous = previous_summary(previous_prompt, self.persona) if previous_prompt else ""
-        if self._late_summary:
+        late = self._late_summary
+        if late:
             # The late LLM answer saw the last window; the fallback prompt did not.
-            log.info("late_answer_used", chars=len(self._late_summary))
-            previous, self._late_summary = self._late_summary, None
-        job = _Job(time.monotonic(), len(transcript), previous, memories)
+            log.info("late_answer_used", chars=len(late))
+            previous, self._late_summary = late, None
+        job = _Job(time.monotonic(), len(transcript), previous, memories, late=late)
         work = (self._summarise(list(transcript), memories, previous, job) if self.client
                 else _offline())
         task = asyncio.create_task(work, name="compaction")
@@ -108,6 +110,17 @@ class Compactor:
             job.memory_task.add_done_callback(self._keep_memory)
         self._jobs[task] = job
         return task
+
+    def discard(self, task: asyncio.Task[str]) -> None:
+        """Drop a speculative start that went stale (the talk resumed); no finish() follows."""
+        job = self._jobs.pop(task, None)
+        if job is None:
+            return
+        task.cancel()
+        if job.memory_task is not None:
+            job.memory_task.cancel()
+        if job.late and self._late_summary is None:
+            self._late_summary = job.late  # unused after all: the next start takes it
 
     async def finish(self, task: asyncio.Task[str],
                      transcript: list[Utterance]) -> CompactionResult:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -76,6 +77,7 @@ class MemoryService:
         self._profile_queue: asyncio.Queue[ProfileUpdate] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._last_window = 0
+        self._session_tags: Counter[str] = Counter()  # for the session-end reflection
         self._purge_stamp = b""
         self._reload_task: asyncio.Task[None] | None = None
         self.journal: Journal | None = None
@@ -240,6 +242,7 @@ class MemoryService:
         assert self.journal is not None
         await asyncio.to_thread(self._append_and_index, entry)
         self._stats.entries_written += 1
+        self._session_tags.update(entry.tags)
 
     def _append_and_index(self, entry: JournalEntry) -> None:
         # In the writer thread: waiting for a running search never blocks the event loop.
@@ -277,7 +280,12 @@ class MemoryService:
             entry = build_entry(item.summary, self.persona, self._last_window,
                                 datetime.now(UTC), extra_tags=("session-end",))
             entry = replace(entry, importance=max(entry.importance, SESSION_END_IMPORTANCE))
+            reflection = session_reflection(entry.timestamp, self._session_tags,
+                                            self._last_window)
             await self._write(entry)
+            if reflection and self._profile_queue is not None:
+                # Every session leaves a trace in the profile, LLM or not (flushed by stop()).
+                self._profile_queue.put_nowait(ProfileUpdate(reflections=[reflection]))
             item.done.set_result(None)
         except Exception as exc:
             self._stats.errors += 1
@@ -310,3 +318,17 @@ class MemoryService:
             return profile.model_copy(update={"persona": self.persona})
 
         return self.profile_store.update(change)
+
+
+def session_reflection(when: datetime, tags: Counter[str], windows: int) -> str:
+    """A one-line medium-term reflection on a session from its entries' tags."""
+    if windows == 0:
+        return ""
+    topics = [t for t, _ in tags.most_common() if ":" not in t and t != "session-end"][:3]
+    moods = [t.split(":", 1)[1] for t, _ in tags.most_common() if t.startswith("emotion:")]
+    text = f"{when:%Y-%m-%d}: a conversation of {windows} windows"
+    if topics:
+        text += " about " + ", ".join(topics)
+    if moods:
+        text += f", mostly {moods[0]}"
+    return text + "."

@@ -34,6 +34,8 @@ def test_five_windows_with_embedded_llm(daemon):
     assert all(w["handover_frames"] > 0 and w["dead_air_frames"] == 0 for w in windows)
     assert {w["end"] for w in windows} <= {"pause", "max", "forced"}
     assert any(w["end"] == "pause" for w in windows), "no window ended at a natural pause"
+    # Compaction started speculatively as the pause began, not only near max_seconds.
+    assert any(w["speculative"] and w["end"] == "pause" for w in windows)
     # The engine is re-primed after every compaction, and the rolling summary moves on. (A
     # window in which nothing new was said may legitimately keep the previous summary.)
     primes = [e for e in log_events(out) if e.get("event") == "primed"]

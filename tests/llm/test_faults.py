@@ -3,6 +3,7 @@ ends with a valid prompt within the deadline and logs what went wrong."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 
@@ -269,3 +270,26 @@ async def test_answer_cut_by_max_tokens_loses_its_half_sentence(make_cfg, fake,
                                          finish="length"))]
     result, _ = await _compact(_cfg(make_cfg, fake), tokenizer)
     assert result.fallback is None and result.summary == SUMMARY
+
+
+async def test_discarded_speculation_is_cancelled_and_hands_back_the_late_answer(
+        make_cfg, fake, tokenizer) -> None:
+    """A pause that turned out not to be one: the stale request stops, nothing is lost."""
+    late = "You heard that Maria moved to Porto."
+    fake.script = [Reply(events=sse_text(late), delay_s=DEADLINE + 0.5),
+                   Reply(events=sse_text(SUMMARY), delay_s=5.0),  # the stale speculation
+                   Reply(events=sse_text(SUMMARY))]
+    cfg = _cfg(make_cfg, fake)
+    async with ChatClient(cfg.secondary_model) as client:
+        compactor = Compactor(client, cfg, tokenizer.count, deadline_s=DEADLINE)
+        first = await compactor.compact(TALK, "", "")
+        await compactor.drain(timeout_s=10)  # the late answer is now kept
+        stale = compactor.start(TALK[:1], "", first.prompt)  # takes the late answer...
+        await asyncio.sleep(0.2)
+        compactor.discard(stale)  # ...and gives it back when the talk resumes
+        await asyncio.gather(stale, return_exceptions=True)
+        assert stale.cancelled()
+        result = await compactor.compact(TALK, "", first.prompt)
+    assert result.fallback is None and SUMMARY in result.prompt
+    asked = fake.requests[-1].body["messages"][-1]["content"]
+    assert f"Previous summary: {late}" in asked

@@ -36,13 +36,28 @@ async def test_submitted_windows_are_on_disk_after_stop(tmp_path):
     await mem.stop()  # second stop is a no-op
     stats = mem.stats()
     assert stats["entries_written"] == 3 and stats["entries_skipped"] == 1
-    assert stats["profile_updates"] == 1 and stats["errors"] == 0 and stats["queued"] == 0
+    # The LLM's update plus the session-end reflection every session leaves.
+    assert stats["profile_updates"] == 2 and stats["errors"] == 0 and stats["queued"] == 0
     entries = Journal(cfg.journal_dir).read_all()
     (end,) = [e for e in entries if "session-end" in e.tags]
     assert [e.window for e in entries if e is not end] == [2, 3]
     assert end.window == 3 and end.summary == "We made plans and listened to jazz."
     profile = json.loads(cfg.profile_path.read_text())
     assert profile["hobbies"] == ["jazz"] and profile["people"][0]["name"] == "Mia"
+    (reflection,) = profile["reflections"]
+    assert reflection.startswith(f"{end.timestamp:%Y-%m-%d}: a conversation of 3 windows")
+
+
+def test_session_reflection_names_topics_and_mood():
+    from collections import Counter
+
+    from entropi.memory.service import session_reflection
+
+    tags = Counter({"planning": 3, "emotion:anxious": 2, "music": 1, "session-end": 1,
+                    "emotion:calm": 1})
+    assert session_reflection(datetime(2026, 11, 23, tzinfo=UTC), tags, 4) == (
+        "2026-11-23: a conversation of 4 windows about planning, music, mostly anxious.")
+    assert session_reflection(datetime(2026, 11, 23, tzinfo=UTC), Counter(), 0) == ""
 
 
 async def test_restart_reloads_index_and_context_respects_budget(tmp_path):
