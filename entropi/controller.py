@@ -33,7 +33,7 @@ log = get_logger(__name__)
 
 # Pause-triggered speculative compactions per window: a window with many short silences
 # must not turn into a stream of LLM requests.
-MAX_PAUSE_SPECULATIONS = 3
+MAX_PAUSE_SPECULATIONS = 1
 
 
 
