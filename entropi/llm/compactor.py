@@ -57,6 +57,7 @@ class _Job:
     memory_task: asyncio.Task[dict[str, Any] | None] | None = None
     done_at: list[float] = field(default_factory=list)
     late: str | None = None  # a late answer this job took over (handed back on discard)
+    last_text: str = ""  # the last utterance as the request saw it (it may still grow)
 
 
 _SYSTEM = (
@@ -99,7 +100,8 @@ class Compactor:
             # The late LLM answer saw the last window; the fallback prompt did not.
             log.info("late_answer_used", chars=len(late))
             previous, self._late_summary = late, None
-        job = _Job(time.monotonic(), len(transcript), previous, memories, late=late)
+        job = _Job(time.monotonic(), len(transcript), previous, memories, late=late,
+                   last_text=transcript[-1].text if transcript else "")
         work = (self._summarise(list(transcript), memories, previous, job) if self.client
                 else _offline())
         task = asyncio.create_task(work, name="compaction")
@@ -154,10 +156,10 @@ class Compactor:
             else:
                 summary = task.result()
         if summary is not None:
-            tail = [u for u in transcript[job.seen:] if u.speaker == "agent" and u.text]
+            tail = unseen_agent_text(transcript, job.seen, job.last_text)
             parts = [summary]
             if tail:  # said after a speculative start: the LLM never saw it
-                parts.append(f"{RECENT} {make_speakable(' '.join(u.text for u in tail))}")
+                parts.append(f"{RECENT} {make_speakable(tail)}")
             prompt = self.budget.assemble(parts)
             latency = (job.done_at[0] if job.done_at else time.monotonic()) - job.started
         else:
@@ -313,3 +315,14 @@ def _unique_sentences(text: str) -> str:
         seen |= words
         kept.append(s)
     return " ".join(kept)
+
+
+def unseen_agent_text(transcript: list[Utterance], seen: int, last_text: str) -> str:
+    """What the agent said after a speculative start saw ``seen`` utterances, the last of
+    them as ``last_text``: later utterances, plus the words that utterance gained since."""
+    texts = [u.text for u in transcript[seen:] if u.speaker == "agent" and u.text]
+    if 0 < seen <= len(transcript):
+        grown = transcript[seen - 1]
+        if grown.speaker == "agent" and grown.text.startswith(last_text):
+            texts.insert(0, grown.text[len(last_text):])
+    return " ".join(t.strip() for t in texts if t.strip())

@@ -293,3 +293,17 @@ async def test_discarded_speculation_is_cancelled_and_hands_back_the_late_answer
     assert result.fallback is None and SUMMARY in result.prompt
     asked = fake.requests[-1].body["messages"][-1]["content"]
     assert f"Previous summary: {late}" in asked
+
+
+async def test_speculative_start_keeps_words_added_to_an_open_utterance(make_cfg, fake,
+                                                                        tokenizer) -> None:
+    """The agent was mid-sentence at the speculative start: the rest of it is not lost."""
+    fake.script = [Reply(events=sse_text(SUMMARY))]
+    cfg = _cfg(make_cfg, fake)
+    async with ChatClient(cfg.secondary_model) as client:
+        compactor = Compactor(client, cfg, tokenizer.count, deadline_s=DEADLINE)
+        task = compactor.start([*TALK[:1], Utterance("agent", "I will remind")], "", "")
+        full = [*TALK[:1], Utterance("agent", "I will remind you on Friday."),
+                Utterance("user", "", seconds=1.2), Utterance("agent", "Sleep well.")]
+        result = await compactor.finish(task, full)
+    assert result.prompt.endswith(f"{RECENT} You on Friday. Sleep well.")  # capitalised
