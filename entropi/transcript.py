@@ -7,7 +7,6 @@ by the same energy threshold the pause detector uses.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import numpy as np
 from entropi.audio.levels import rms_dbfs
 from entropi.constants import FRAME_SECONDS
 from entropi.llm import Utterance
+from entropi.memory.fsutil import append_durable
 
 # A user turn shorter than this is a cough or a click, not speech.
 MIN_USER_TURN_SECONDS = 0.3
@@ -77,12 +77,10 @@ def render(utterances: list[Utterance]) -> str:
 def append_window(path: Path, window: int, started: datetime, ended: datetime,
                   utterances: list[Utterance], prompt: str) -> None:
     """Append one window to the session transcript file (blocking: call it in a thread)."""
+    # mkdir, not ensure_private_dir: the file may sit in a shared directory such as $HOME,
+    # which must not be chmod'ed; the file itself is 0600 like the journal.
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     body = render(utterances) or "(nothing said)"
     text = (f"## window {window}  {started:%Y-%m-%d %H:%M:%S} – {ended:%H:%M:%S}\n{body}\n"
             f"next prompt: {prompt}\n\n")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    try:
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
+    append_durable(path, text.encode())
