@@ -131,8 +131,6 @@ class PersonaPlexController:
         self._spec_at = max(0.0, cfg.window.max_seconds - cfg.secondary_model.speculative_seconds)
         self._spec_on_pause = False
         self._pause_specs = 0  # pause-triggered starts this window (each costs an LLM call)
-        self._min_frames = round(cfg.window.min_seconds / FRAME_SECONDS)
-        self._pause_frames = max(1, round(cfg.window.pause_seconds / FRAME_SECONDS))
 
     # ------------------------------------------------------------------ control
 
@@ -192,21 +190,18 @@ class PersonaPlexController:
         """Start compaction before the cut so the answer is ready when the window closes:
         ``speculative_seconds`` before ``max_seconds``, and at each silence that would end
         the window at a pause (dropped again if the talk resumes before the cut)."""
-        quiet = self.detector.quiet_frames
+        cut_in = self.detector.pause_cut_in()
         if self._spec is not None:
-            if quiet == 0 and self._spec_on_pause:
+            if cut_in is None and self._spec_on_pause:
                 self._discard_spec()  # the talk went on: that summary would miss it
             return
         if elapsed >= self._spec_at:
             self._spec, self._spec_on_pause = self._start_compaction(), False
-        elif quiet > 0 and self._pause_specs < MAX_PAUSE_SPECULATIONS:
-            # If this silence lasts, the detector cuts at frame `cut_at`: start at most
-            # pause_seconds ahead of it.
-            frames = self.detector.frames
-            cut_at = max(frames - quiet + self._pause_frames, self._min_frames)
-            if cut_at - frames <= self._pause_frames:
-                self._spec, self._spec_on_pause = self._start_compaction(), True
-                self._pause_specs += 1
+        elif (cut_in is not None and cut_in <= self.detector.pause_frames
+              and self._pause_specs < MAX_PAUSE_SPECULATIONS):
+            # This silence ends the window if it lasts: start at most pause_seconds ahead.
+            self._spec, self._spec_on_pause = self._start_compaction(), True
+            self._pause_specs += 1
 
     def _discard_spec(self) -> None:
         spec, self._spec = self._spec, None

@@ -49,6 +49,18 @@ class PauseDetector:
     def seconds(self) -> float:
         return self.frames * FRAME_SECONDS
 
+    @property
+    def pause_frames(self) -> int:
+        """Frames of silence on both sides that make a pause."""
+        return self._pause_frames
+
+    def pause_cut_in(self) -> int | None:
+        """Frames until a pause cut if the current silence lasts; None while someone talks."""
+        if self.quiet_frames == 0:
+            return None
+        min_frames = round(self.cfg.min_seconds / FRAME_SECONDS)
+        return max(self.frames - self.quiet_frames + self._pause_frames, min_frames) - self.frames
+
     def update(self, user_pcm: np.ndarray, agent_token: int | None) -> Cut | None:
         if self.cut is not None:
             return None  # already decided for this window; the daemon resets it

@@ -47,6 +47,19 @@ def test_pause_before_min_seconds_waits_for_min() -> None:
     assert cuts == [(25, Cut("pause", 2.0))]
 
 
+def test_pause_cut_in_predicts_the_frame_of_the_cut() -> None:
+    """The projection the controller uses to start compaction early matches update()."""
+    for speech in (30, 10):  # silence starting after min_seconds, and before it
+        det = PauseDetector(_window())
+        _run(det, [(speech, True, TEXT_PAD)])
+        assert det.pause_cut_in() is None  # someone is talking
+        _run(det, [(1, False, TEXT_PAD)])
+        predicted = det.frames + det.pause_cut_in()
+        (cut,) = _run(det, [(40, False, TEXT_PAD)])
+        assert cut[0] + speech + 1 == predicted
+    assert det.pause_frames == 10
+
+
 def test_agent_words_are_not_a_pause_but_pad_epad_and_none_are() -> None:
     det = PauseDetector(_window(max_seconds=10.0))
     # User silent all along; the agent talks for 3.2 s (past min_seconds), then its text
