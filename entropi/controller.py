@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from entropi.audio import AudioIO, ClipPlayer, Cut, PauseDetector
+from entropi.audio import ClipPlayer, Cut, PauseDetector
+from entropi.audio.transport import AudioTransport, active_speakers
 from entropi.config import Config
 from entropi.constants import FRAME_SECONDS
 from entropi.llm import CompactionResult, Compactor, Utterance
@@ -37,7 +38,7 @@ MAX_PAUSE_SPECULATIONS = 1
 
 
 
-def _late_or_missing(audio: AudioIO) -> int:
+def _late_or_missing(audio: AudioTransport) -> int:
     """Frames the speaker did not get in time: device underruns + frames the loop picked up late.
 
     The controller itself always has a source for every frame (model audio, clip or gap fill),
@@ -100,7 +101,7 @@ class PersonaPlexController:
         self,
         cfg: Config,
         engine: EngineLike,
-        audio: AudioIO,
+        audio: AudioTransport,
         compactor: Compactor,
         memory: MemoryService,
         player: ClipPlayer,
@@ -178,7 +179,8 @@ class PersonaPlexController:
         self.totals.live_frames += 1
         elapsed = self.window.frames * FRAME_SECONDS
         self.transcript.add(out.text, user_pcm=pcm, t=elapsed,
-                            threshold_dbfs=self.cfg.window.vad_threshold_dbfs)
+                            threshold_dbfs=self.cfg.window.vad_threshold_dbfs,
+                            speakers=active_speakers(self.audio))
         cut = self.detector.update(pcm, out.token)
         if cut is not None:
             self._end_window(cut)
@@ -341,7 +343,7 @@ class PersonaPlexController:
                 task.cancel()
 
 
-def _audio_counters(audio: AudioIO) -> dict[str, int]:
+def _audio_counters(audio: AudioTransport) -> dict[str, int]:
     s = audio.stats()
     return {"xruns": s.xruns, "dropped_in": s.dropped_in, "dropped_out": s.dropped_out,
             "underruns": s.underruns}

@@ -7,6 +7,7 @@ by the same energy threshold the pause detector uses.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -27,11 +28,17 @@ class WindowTranscript:
         self._agent: list[str] = []
         self._user_frames = 0
         self._user_quiet = 0
+        self._names: list[str] = []  # speakers heard in the open user turn
 
     def add(self, text: str | None, *, user_pcm: np.ndarray, t: float,
-            threshold_dbfs: float) -> None:
+            threshold_dbfs: float, speakers: Sequence[str] = ()) -> None:
+        """One frame: the agent's text piece, the user's audio, and (where the transport
+        knows them) the names of who spoke in this frame."""
         if text:
             self._agent.append(text)
+        for name in speakers:
+            if name not in self._names:
+                self._names.append(name)
         if rms_dbfs(user_pcm) > threshold_dbfs:  # same rule as the PauseDetector
             if self._user_frames == 0:
                 self._flush_agent()
@@ -51,9 +58,14 @@ class WindowTranscript:
     def _flush_user(self) -> None:
         seconds = self._user_frames * FRAME_SECONDS
         if seconds >= MIN_USER_TURN_SECONDS:
-            self._items.append(Utterance(speaker="user", text="", seconds=round(seconds, 1)))
+            self._items.append(Utterance(speaker="user", text="", seconds=round(seconds, 1),
+                                         name=self._speaker_name()))
         self._user_frames = 0
         self._user_quiet = 0
+        self._names = []
+
+    def _speaker_name(self) -> str | None:
+        return ", ".join(self._names) or None
 
     def utterances(self) -> list[Utterance]:
         """A snapshot including the turns still open (used mid-window for speculation)."""
@@ -63,7 +75,8 @@ class WindowTranscript:
             items.append(Utterance(speaker="agent", text=text))
         seconds = self._user_frames * FRAME_SECONDS
         if seconds >= MIN_USER_TURN_SECONDS:
-            items.append(Utterance(speaker="user", text="", seconds=round(seconds, 1)))
+            items.append(Utterance(speaker="user", text="", seconds=round(seconds, 1),
+                                   name=self._speaker_name()))
         return items
 
     def text(self) -> str:

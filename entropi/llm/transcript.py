@@ -26,11 +26,14 @@ class Utterance:
     speaker: Speaker
     text: str
     seconds: float | None = None  # for user turns heard but not transcribed
+    # Who spoke, where the transport knows (Discord display names); None: "the user".
+    name: str | None = None
 
     def render(self) -> str:
+        who = f"user ({self.name})" if self.speaker == "user" and self.name else self.speaker
         if self.speaker == "user" and not self.text:
-            return f"[user spoke {self.seconds or 0:.1f} s]"
-        return f"{self.speaker}: {self.text}"
+            return f"[{who} spoke {self.seconds or 0:.1f} s]"
+        return f"{who}: {self.text}"
 
 
 def parse_transcript(text: str, source: str = "<transcript>") -> list[Utterance]:
