@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian packages in scripts/system-packages.txt that are missing (as root, or
+# through sudo). The one place system tools come from: tests check that every program they
+# or the scripts call is listed there.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+need=()
+while read -r pkg probe; do
+  case "$pkg" in ''|'#'*) continue ;; esac
+  case "$probe" in
+    cmd:*) command -v "${probe#cmd:}" >/dev/null && continue ;;
+    lib:*) ldconfig -p | grep -q "${probe#lib:}" && continue ;;
+    *) echo "system-packages.txt: bad probe '$probe' for $pkg" >&2; exit 2 ;;
+  esac
+  [[ " ${need[*]-} " == *" $pkg "* ]] || need+=("$pkg")
+done < "$root/scripts/system-packages.txt"
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "entropi: installing Debian packages: ${need[*]}" >&2
+  $sudo apt-get update -q >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends \
+    "${need[@]}" >&2
+fi
