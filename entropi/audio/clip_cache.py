@@ -12,7 +12,10 @@ Take rule (cheap, deterministic): a take fits if its trimmed length is within
 ``[min_clip_seconds, max_clip_seconds]`` and it is not silent. Among the takes that fit, keep
 the one with the lowest ``|seconds - expected| / expected + |level - median level| / 20``
 (the line's scheduled length; the takes' median active level in dBFS): 1 dB away from the
-median costs as much as 5 % away from the expected length. Ties go to the earlier take.
+median costs as much as 5 % away from the expected length. Ties go to the earlier take. If
+no take fits, the shortest audible over-long take is cut at ``max_clip_seconds`` (faded out,
+logged as ``thinking_clip_cut``) so a daemon still starts; only all-silent or all-too-short
+takes are an error.
 """
 
 from __future__ import annotations
@@ -60,6 +63,12 @@ def choose_take(takes: list[TakeInfo], expected_seconds: float, low: float,
             t.level_dbfs - median) / 20.0
 
     return min(fitting, key=score)  # min() keeps the first of equal scores
+
+
+def overlong_take(takes: list[TakeInfo], low: float, high: float) -> TakeInfo | None:
+    """When no take fits: the shortest audible one that is only too long, else None."""
+    long = [t for t in takes if t.seconds > high and t.level_dbfs > SILENT_TAKE_DBFS]
+    return min(long, key=lambda t: t.seconds) if long else None
 
 
 def trim_take(raw: np.ndarray) -> np.ndarray:

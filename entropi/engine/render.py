@@ -31,6 +31,7 @@ from entropi.audio.clip_cache import (
     checkpoint_id,
     choose_take,
     expected_key,
+    overlong_take,
     stale_reason,
     trim_take,
     write_cache,
@@ -162,12 +163,17 @@ def render_line(engine: Engine, cfg: Config, plan: LinePlan,
         if on_take is not None:
             on_take()
     best = choose_take(takes, plan.expected_seconds, v.min_clip_seconds, v.max_clip_seconds)
-    if best is None:
-        lengths = ", ".join(f"{t.seconds:.2f} s" for t in takes)
-        raise InputError(
-            f"{plan.where()}: no take fit {v.min_clip_seconds:g}-{v.max_clip_seconds:g} s "
-            f"(takes: {lengths}); shorten the line, raise voice.render.takes or "
-            f"voice.max_clip_seconds")
+    if best is None:  # a service should still start: cut the shortest over-long take
+        best = overlong_take(takes, v.min_clip_seconds, v.max_clip_seconds)
+        if best is None:
+            lengths = ", ".join(f"{t.seconds:.2f} s at {t.level_dbfs:.0f} dBFS" for t in takes)
+            raise InputError(
+                f"{plan.where()}: every take was silent or shorter than "
+                f"voice.min_clip_seconds ({v.min_clip_seconds:g} s) (takes: {lengths}); "
+                f"change the line or raise voice.render.takes")
+        log.warning("thinking_clip_cut", line=plan.line, seconds=best.seconds,
+                    max_clip_seconds=v.max_clip_seconds)
+        audio[best.take] = audio[best.take][: int(v.max_clip_seconds * SAMPLE_RATE)]
     pcm = level_and_fade(audio[best.take], v.clip_level_dbfs)
     return RenderedClip(f"{plan.slug}.wav", plan.line, pcm, best, tuple(takes))
 

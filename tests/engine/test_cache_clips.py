@@ -17,6 +17,7 @@ from entropi.audio.clip_cache import (
     TakeInfo,
     cache_folder,
     choose_take,
+    overlong_take,
     read_meta,
     trim_take,
 )
@@ -99,3 +100,9 @@ def test_trim_and_take_rule() -> None:
              TakeInfo(4, 5, 1.2, SILENT_TAKE_DBFS - 1)]  # silent
     assert choose_take(takes, 1.2, 0.3, 3.0).take == 3
     assert choose_take(takes[:1], 1.2, 0.3, 3.0) is None
+    # Nothing fits: the shortest audible over-long take is cut; silent ones never are.
+    over = [TakeInfo(0, 1, 3.6, -20.0), TakeInfo(1, 2, 3.2, -21.0),
+            TakeInfo(2, 3, 3.1, SILENT_TAKE_DBFS - 5), TakeInfo(3, 4, 0.1, -20.0)]
+    assert choose_take(over, 1.2, 0.3, 3.0) is None
+    assert overlong_take(over, 0.3, 3.0).take == 1
+    assert overlong_take(over[2:], 0.3, 3.0) is None

@@ -12,7 +12,7 @@ from entropi.config import Config
 from entropi.constants import FRAME_SIZE, TEXT_SPECIAL_IDS
 from entropi.engine.clip_lines import plan_line, plan_lines
 from entropi.engine.engine import Engine, load_engine
-from entropi.engine.render import preserved_state, render_take, render_to_cache
+from entropi.engine.render import preserved_state, render_clips, render_take, render_to_cache
 from entropi.errors import InputError
 
 LINES = ["Let me think.", "One moment."]
@@ -102,3 +102,16 @@ def test_too_long_line_is_refused_naming_it(engine: Engine, sampled_cfg) -> None
         plan_lines(engine.tokenizer, cfg.voice)
     assert err.value.message.startswith(f'voice.thinking_lines[1] "{long}": needs about')
     assert "over voice.max_clip_seconds (3 s)" in err.value.message
+
+
+def test_overlong_take_is_cut_to_the_limit(engine: Engine, sampled_cfg) -> None:
+    # 1.68 s of words fit 2 s, but the tiny model's audio never falls silent, so the take
+    # keeps its 0.8 s tail: no take fits, and the shortest is cut rather than failing.
+    render = sampled_cfg.voice.render.model_copy(update={"takes": 1})
+    cfg = _with_voice(sampled_cfg, thinking_lines=["Give me a second."], max_clip_seconds=2.0,
+                      render=render)
+    plans = plan_lines(engine.tokenizer, cfg.voice)
+    assert plans[0].expected_seconds <= 2.0
+    [clip], _ = render_clips(engine, cfg, plans)
+    assert clip.chosen.seconds > 2.0 and clip.pcm.size == 2 * 24_000
+    assert abs(clip.pcm[-1]) < 1e-3
