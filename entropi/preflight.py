@@ -27,6 +27,7 @@ def preflight(cfg: Config, summary_json: Path | None = None) -> None:
     _check_gguf(cfg)
     _check_audio(cfg)
     _check_outputs(cfg, summary_json)
+    _check_llm_key(cfg)
     if cfg.memory.encryption_key_env:
         from entropi.memory.crypto import cipher_from_env
 
@@ -109,6 +110,15 @@ def _check_audio(cfg: Config) -> None:
         raise InputError(f"audio.output_wav: {a.output_wav} is also the input; "
                          "write to another file")
     open_wav_source(a.input_wav).close()  # header checks; a long WAV is never decoded here
+
+
+def _check_llm_key(cfg: Config) -> None:
+    """OpenRouter without a key would fail when the LLM opens, after the model loaded."""
+    sm = cfg.secondary_model
+    if sm.backend == "openrouter" and sm.api_key is None and \
+            not os.environ.get("OPENROUTER_API_KEY"):
+        raise ConfigError("secondary_model.api_key: backend openrouter needs a key; export "
+                          "OPENROUTER_API_KEY or set api_key: ${OPENROUTER_API_KEY}")
 
 
 # --------------------------------------------------------------------------- outputs

@@ -148,6 +148,8 @@ CASES: list[tuple[str, Any, list[str]]] = [
      ["conversation:", "base_persona is 8000 characters", "prompt_token_budget"]),
     ("persona-over-budget", _local_model("You are Ada. " * 30),
      ["conversation.base_persona:", "exceed conversation.prompt_token_budget 20"]),
+    ("openrouter-without-key", lambda t, d: _set(d, "secondary_model.backend", "openrouter"),
+     ["secondary_model.api_key:", "needs a key"]),
     ("local-model-missing", lambda t, d: d.update(model={
         "source": "local", "moshi_weight": str(t / "none.safetensors"),
         "mimi_weight": str(t / "none"), "tokenizer": str(t / "none")}),
@@ -235,6 +237,7 @@ def no_model(monkeypatch):
         raise AssertionError("run got as far as loading the model")
 
     monkeypatch.setattr(entropi.daemon, "run_daemon", tripwire)
+    monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
 
 
 def test_the_base_config_passes(tmp_path, no_model, capsys):
