@@ -8,6 +8,7 @@ the mistake would only have been found after loading the model.
 
 from __future__ import annotations
 
+import logging
 import struct
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import structlog
 import yaml
 
 from entropi import cli
@@ -238,6 +240,13 @@ def no_model(monkeypatch):
 
     monkeypatch.setattr(entropi.daemon, "run_daemon", tripwire)
     monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    # cli.main pointed logging at this test's captured stderr, which pytest now closes.
+    structlog.reset_defaults()
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def test_the_base_config_passes(tmp_path, no_model, capsys):

@@ -6,8 +6,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+from collections.abc import Iterator
 
 import pytest
+import structlog
 
 from entropi.llm import ChatClient, ChatError
 from entropi.logs import configure_logging, get_logger, redact
@@ -16,11 +18,16 @@ from tests.llm.fake_openai import Reply
 
 
 @pytest.fixture
-def log_stream(monkeypatch) -> io.StringIO:
+def log_stream(monkeypatch) -> Iterator[io.StringIO]:
     monkeypatch.setenv("OPENROUTER_API_KEY", API_KEY)
     stream = io.StringIO()
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     configure_logging("debug", "json", stream=stream)
-    return stream
+    yield stream
+    structlog.reset_defaults()  # later tests must not log into this StringIO
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 @pytest.mark.asyncio(loop_scope="session")
