@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from entropi import __version__, commands
 from entropi.errors import EntropiError, UsageError
-from entropi.logs import configure_logging
+from entropi.logs import configure_logging, redact
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(args.log_level or "info", args.log_format or "auto")
         return int(args.func(args) or 0)
     except EntropiError as err:
-        print(err.line(), file=sys.stderr)
+        print(redact(err.line()), file=sys.stderr)  # an error may quote a server's reply
         return err.exit_code
     except KeyboardInterrupt:
         return 130

@@ -44,9 +44,49 @@ def _resolve_path(value: Path, info: ValidationInfo) -> Path:
 ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 
+# SentencePiece's longest piece is 16 characters and NFKC can merge two characters into one:
+# a prompt with more than 32 visible characters per budget token cannot fit, and saying so
+# needs no tokenizer (a 50 MB persona must not be tokenised to be refused).
+MAX_CHARS_PER_TOKEN = 32
+
+
+def check_prompt_size(conv: Any) -> None:
+    for key in ("base_persona", "initial_prompt"):
+        text = getattr(conv, key)
+        if text is None:
+            continue
+        chars = len(text) - sum(text.count(c) for c in " \n\t")
+        if chars > conv.prompt_token_budget * MAX_CHARS_PER_TOKEN:
+            raise ValueError(
+                f"{key} is {chars} characters, far over prompt_token_budget "
+                f"({conv.prompt_token_budget} tokens); shorten it or raise the budget")
+
+
+def check_url(value: str) -> str:
+    """An http(s) URL with a host and no credentials (those would reach logs and screens)."""
+    from urllib.parse import urlsplit
+
+    value = value.strip()
+    try:
+        parts = urlsplit(value)
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        parts, port_ok = None, False
+    if parts is not None and (parts.username is not None or parts.password is not None):
+        raise ValueError("holds credentials (user:password@host); remove them and give the "
+                         "key as api_key: ${VAR}, never inside the URL")
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname \
+            or not port_ok:
+        shown = value if len(value) <= 80 else value[:77] + "..."
+        raise ValueError(f"{shown!r} is not an http(s) URL; write it like "
+                         "http://127.0.0.1:8080/v1")
+    return value
+
 
 class Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+    # allow_inf_nan=False: `.inf` as a timeout or `.nan` as a level is a mistake, not a value.
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True,
+                              allow_inf_nan=False)
 
 
 class ModelSection(Section):
@@ -58,7 +98,7 @@ class ModelSection(Section):
     mimi_weight: ConfigPath | None = None
     tokenizer: ConfigPath | None = None
     hf_token: SecretStr | None = None
-    tiny_seed: int = 1234
+    tiny_seed: int = Field(1234, ge=0, lt=2**64)  # torch seeds are 64-bit
     cache_dir: ConfigPath = Path("~/.cache/entropi")
 
     @model_validator(mode="after")
@@ -152,6 +192,11 @@ class ConversationSection(Section):
     prompt_token_budget: int = Field(150, ge=8, le=1000)
     transcript_file: ConfigPath | None = None
 
+    @model_validator(mode="after")
+    def _persona_size(self) -> ConversationSection:
+        check_prompt_size(self)
+        return self
+
     @property
     def first_prompt(self) -> str:
         return self.initial_prompt or self.base_persona
@@ -180,7 +225,7 @@ class SamplingSection(Section):
     audio_topk: int = Field(250, ge=1, le=2048)
     text_topk: int = Field(25, ge=1, le=32000)
     use_sampling: bool = True
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, lt=2**64)  # torch.manual_seed takes 64 bits
 
 
 class EmbeddedLLM(Section):
@@ -215,6 +260,11 @@ class SecondaryModelSection(Section):
     memory_directive: bool = True  # also ask for a structured memory directive (JSON)
     embedded: EmbeddedLLM = EmbeddedLLM()
     openrouter: OpenRouterOptions = OpenRouterOptions()
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        return None if v is None else check_url(v)
 
     @model_validator(mode="after")
     def _backend_needs(self) -> SecondaryModelSection:
@@ -359,6 +409,58 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SECRET_KEYS = {("model", "hf_token"), ("secondary_model", "api_key")}
 
 
+MAX_CONFIG_BYTES = 256 * 1024  # a real config is a few KB
+MAX_YAML_DEPTH = 32
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses what only a mistake or an attack produces: aliases (an alias
+    bomb expands a few lines into gigabytes), deep nesting (recursion) and duplicate keys
+    (silently last-wins otherwise)."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.MarkedYAMLError(
+                problem="aliases (*name) are not supported; write the value out",
+                problem_mark=self.peek_event().start_mark)
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise yaml.MarkedYAMLError(problem=f"nested deeper than {MAX_YAML_DEPTH} levels",
+                                           problem_mark=self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:
+                continue  # unhashable: the base class reports it
+            if first != key_node.start_mark.line + 1:
+                raise yaml.MarkedYAMLError(
+                    problem=f"key {key!r} appears twice (first at line {first}); keep one",
+                    problem_mark=key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
+def _load_yaml(text: str) -> tuple[yaml.Node | None, Any]:
+    """The document's node tree (for line numbers) and its data, from one parse."""
+    loader = _StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        return node, (None if node is None else loader.construct_document(node))
+    finally:
+        loader.dispose()
+
+
 class _Located:
     """Maps key paths of the YAML document to 1-based line numbers."""
 
@@ -461,14 +563,18 @@ def parse_config(
 ) -> Config:
     """Parse YAML text into a :class:`Config` or raise one :class:`ConfigError` line."""
     env = dict(os.environ) if env is None else env
+    if len(text) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{source}: {len(text)} characters is far too big for a config "
+                          f"(limit {MAX_CONFIG_BYTES}); is this the right file?")
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node, data = _load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{source}: unreadable YAML{where}: {problem}") from None
+    except RecursionError:  # belt and braces: _StrictLoader caps the depth first
+        raise ConfigError(f"{source}: unreadable YAML: nested too deeply") from None
     if data is None:
         raise ConfigError(f"{source}: the file is empty; start from config.yaml in the project")
     if not isinstance(data, dict):
@@ -494,7 +600,12 @@ def load_config(path: str | Path, env: dict[str, str] | None = None,
     """Read, expand, validate and budget-check a config file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)  # never read a huge file whole
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: over {MAX_CONFIG_BYTES // 1024} KiB, far too big for "
+                              "a config; is this the right file?")
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
     except IsADirectoryError:

@@ -28,6 +28,7 @@ from entropi.constants import FRAME_SECONDS
 from entropi.llm import CompactionResult, Compactor, Utterance
 from entropi.logs import get_logger
 from entropi.memory import MemoryService, WindowRecord
+from entropi.memory.crypto import cipher_from_env
 from entropi.transcript import WindowTranscript, append_window, render
 
 log = get_logger(__name__)
@@ -125,6 +126,8 @@ class PersonaPlexController:
         self.totals = RunTotals()
         self.window: WindowStats | None = None
         self.transcript = WindowTranscript()
+        # The transcript file holds what was said, like the journal: same key, same privacy.
+        self._transcript_cipher = cipher_from_env(cfg.memory.encryption_key_env)
         self._stop = asyncio.Event()
         self._spec: asyncio.Task[asyncio.Task[str]] | None = None
         self._handover: asyncio.Task[CompactionResult] | None = None
@@ -297,7 +300,7 @@ class PersonaPlexController:
             return
         try:
             await asyncio.to_thread(append_window, path, window, started, ended, utterances,
-                                    prompt)
+                                    prompt, self._transcript_cipher)
         except OSError as exc:  # a full disk must not stop the conversation
             log.warning("transcript_write_failed", path=str(path), error=str(exc))
 

@@ -31,6 +31,7 @@ from entropi.errors import EntropiError
 from entropi.llm import Compactor, open_llm
 from entropi.logs import get_logger
 from entropi.memory import MemoryService
+from entropi.private_files import write_private
 from entropi.sdnotify import Notifier
 from entropi.status import write_status
 
@@ -254,8 +255,7 @@ def run_daemon(cfg: Config, opts: RunOptions) -> int:
         if sys.stdout.isatty():  # a person is watching: the log line is for machines
             print(human_summary(daemon.summary))
         if opts.summary_json is not None:
-            opts.summary_json.parent.mkdir(parents=True, exist_ok=True)
-            opts.summary_json.write_text(json.dumps(daemon.summary, indent=2))
+            write_private(opts.summary_json, json.dumps(daemon.summary, indent=2).encode())
     return code
 
 

@@ -1,15 +1,87 @@
-"""structlog setup: human console lines on a TTY, JSON lines otherwise (journald)."""
+"""structlog setup: human console lines on a TTY, JSON lines otherwise (journald).
+
+Every line passes :func:`redact` last before rendering (stdlib loggers such as httpx's too):
+the values of known secrets (the config's ``${VAR}`` keys, secret-looking environment
+variables, the journal key), ``Authorization``/``Bearer`` credentials, ``sk-…``/``hf_…``
+keys and ``user:password@`` in URLs become ``[REDACTED]``, so a server that echoes a
+request header back cannot put the key into the journal.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import structlog
 
 LogFormat = Literal["auto", "console", "json"]
+MASK = "[REDACTED]"
+MIN_SECRET_LENGTH = 8  # shorter values would redact ordinary words
+_SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)", re.IGNORECASE)
+_PATTERNS = [
+    # Authorization: Bearer xyz / "authorization": "xyz" / Bearer xyz
+    (re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?)(?:(?:bearer|basic|token)\s+)?"
+                r"[A-Za-z0-9._~+/=-]{8,}"), rf"\g<1>{MASK}"),
+    (re.compile(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9._~+/=-]{12,}"), rf"\g<1> {MASK}"),
+    # api_key=VALUE / "x-api-key": "VALUE"; a ${VAR} reference or a plain word is no key.
+    (re.compile(r"(?i)\b((?:x-)?api[-_]?key[\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9._~+/=-]{12,}"),
+     rf"\g<1>{MASK}"),
+    (re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}"), MASK),  # OpenAI/OpenRouter-style keys
+    (re.compile(r"\bhf_[A-Za-z0-9]{16,}"), MASK),  # Hugging Face tokens
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@:]+:[^/\s@]*@"), rf"\g<1>{MASK}@"),
+]
+_secrets: set[str] = set()
+
+
+def register_secret(value: str | None) -> None:
+    """A value that must never appear in a log line (an API key read from the config)."""
+    if value and len(value) >= MIN_SECRET_LENGTH:
+        _secrets.add(value)
+
+
+def register_env_secrets(env: Mapping[str, str] | None = None) -> None:
+    """Values of secret-looking environment variables (``*_API_KEY``, ``HF_TOKEN``, ...)."""
+    env = os.environ if env is None else env
+    for name, value in env.items():
+        if _SECRET_ENV.search(name):
+            register_secret(value)
+
+
+def redact(text: str) -> str:
+    for secret in sorted(_secrets, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, MASK)
+    for pattern, repl in _PATTERNS:
+        text = pattern.sub(repl, text)
+    return text
+
+
+def _redact_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {k: _redact_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_redact_value(v) for v in value]
+    return redact(str(value))  # URLs, paths, exceptions: logged as their text anyway
+
+
+def redact_event(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """structlog processor: every value of every line, after exceptions are formatted."""
+    return {k: _redact_value(v) for k, v in event_dict.items()}
+
+
+class _RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = ()
+        return True
 
 
 def resolve_format(fmt: LogFormat, stream=None) -> Literal["console", "json"]:
@@ -24,6 +96,7 @@ def resolve_format(fmt: LogFormat, stream=None) -> Literal["console", "json"]:
 
 def configure_logging(level: str = "info", fmt: LogFormat = "auto", stream=None) -> None:
     stream = stream or sys.stderr
+    register_env_secrets()
     numeric = logging.getLevelName(level.upper())
     renderer: structlog.typing.Processor
     if resolve_format(fmt, stream) == "json":
@@ -36,6 +109,7 @@ def configure_logging(level: str = "info", fmt: LogFormat = "auto", stream=None)
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
+            redact_event,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
@@ -44,6 +118,8 @@ def configure_logging(level: str = "info", fmt: LogFormat = "auto", stream=None)
     )
     # Libraries that use stdlib logging (httpx, huggingface_hub) go to the same stream.
     logging.basicConfig(stream=stream, level=max(numeric, logging.WARNING), force=True)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_RedactingFilter())
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:

@@ -9,13 +9,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from entropi.private_files import make_private_dirs, open_private
+
 
 def write_status(path: Path | None, data: dict[str, Any]) -> None:
     if path is None:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(path.parent)  # 0600 / 0700 whatever the umask: it names the session
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(json.dumps({"pid": os.getpid(), "updated_at": time.time()} | data))
+    fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps({"pid": os.getpid(), "updated_at": time.time()} | data))
     tmp.replace(path)  # readers never see a half-written file
 
 

@@ -16,7 +16,8 @@ import numpy as np
 from entropi.audio.levels import rms_dbfs
 from entropi.constants import FRAME_SECONDS
 from entropi.llm import Utterance
-from entropi.memory.fsutil import append_durable
+from entropi.memory.crypto import Cipher
+from entropi.memory.transcript_file import TranscriptFile
 
 # A user turn shorter than this is a cough or a click, not speech.
 MIN_USER_TURN_SECONDS = 0.3
@@ -88,12 +89,10 @@ def render(utterances: list[Utterance]) -> str:
 
 
 def append_window(path: Path, window: int, started: datetime, ended: datetime,
-                  utterances: list[Utterance], prompt: str) -> None:
-    """Append one window to the session transcript file (blocking: call it in a thread)."""
-    # mkdir, not ensure_private_dir: the file may sit in a shared directory such as $HOME,
-    # which must not be chmod'ed; the file itself is 0600 like the journal.
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                  utterances: list[Utterance], prompt: str, cipher: Cipher | None = None) -> None:
+    """Append one window to the session transcript file (blocking: call it in a thread);
+    encrypted like the journal when ``cipher`` is given."""
     body = render(utterances) or "(nothing said)"
     text = (f"## window {window}  {started:%Y-%m-%d %H:%M:%S} – {ended:%H:%M:%S}\n{body}\n"
             f"next prompt: {prompt}\n\n")
-    append_durable(path, text.encode())
+    TranscriptFile(path, cipher).append(text)

@@ -45,7 +45,7 @@ class ThinkingClips:
 
     @classmethod
     def load(cls, voice: VoiceSection, target_dbfs: float | None = None,
-             folder: Path | None = None) -> ThinkingClips:
+             folder: Path | None = None, quiet: bool = False) -> ThinkingClips:
         """Read the clip folder (``voice.thinking_clips`` unless ``folder`` is given, e.g. the
         persona's rendered clips); InputError names the folder or file and the fix."""
         folder = Path(voice.thinking_clips if folder is None else folder)
@@ -57,13 +57,16 @@ class ThinkingClips:
             raise InputError(f"voice.thinking_clips: {folder} holds no .wav clips; {hint}")
         target = DEFAULT_TARGET_DBFS if target_dbfs is None else target_dbfs
         clips = tuple(_prepare(p, voice.max_clip_seconds, target) for p in paths)
-        log.info("thinking_clips_loaded", folder=str(folder), clips=len(clips),
-                 target_dbfs=target)
+        if not quiet:  # check-config loads them only to check them
+            log.info("thinking_clips_loaded", folder=str(folder), clips=len(clips),
+                     target_dbfs=target)
         return cls(clips, tuple(p.name for p in paths), target)
 
 
 def _prepare(path: Path, max_seconds: float, target_dbfs: float) -> np.ndarray:
-    pcm = trim_silence(read_wav(path))
+    # Edge silence is trimmed before the length check; the header check refuses a file that
+    # is absurdly long before it is decoded.
+    pcm = trim_silence(read_wav(path, max_seconds=max(4 * max_seconds, 10.0)))
     seconds = pcm.size / SAMPLE_RATE
     if seconds > max_seconds:
         raise InputError(f"{path}: thinking clip is {seconds:.2f} s long, over "

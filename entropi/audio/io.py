@@ -19,7 +19,7 @@ from entropi.audio.devices import import_sounddevice, resolve_device
 from entropi.audio.queues import DropOldestQueue, JitterBuffer
 from entropi.audio.resample import StreamResampler
 from entropi.audio.stats import AudioStats
-from entropi.audio.wav import WavWriter, read_wav
+from entropi.audio.wav import ArraySource, WavStream, WavWriter, open_wav_source
 from entropi.config import AudioSection
 from entropi.constants import FRAME_SECONDS, FRAME_SIZE, SAMPLE_RATE
 from entropi.errors import DeviceError, InputError
@@ -34,10 +34,12 @@ _TIMING_CAPACITY = 1 << 16  # callback durations kept for the benchmark (~87 min
 class AudioIO:
     """Frames in (``read_frame``) and out (``write_frame``) for the daemon; see module doc."""
 
-    def __init__(self, cfg: AudioSection, wav_in: np.ndarray | None = None,
+    def __init__(self, cfg: AudioSection,
+                 wav_in: WavStream | ArraySource | np.ndarray | None = None,
                  input_device: int | None = None, output_device: int | None = None) -> None:
         self.cfg = cfg
-        self._wav_in = wav_in
+        # WAV input is read from disk frame by frame, never decoded whole.
+        self._wav_in = ArraySource(wav_in) if isinstance(wav_in, np.ndarray) else wav_in
         self._input_device = input_device
         self._output_device = output_device
         self._stats = AudioStats()
@@ -97,6 +99,8 @@ class AudioIO:
             await asyncio.to_thread(_stop_and_close, stream)
         if self._writer is not None:
             self._writer.close()
+        if self._wav_in is not None:
+            self._wav_in.close()
         self._ready.set()  # a waiting read_frame returns None
         log.info("audio_closed", **vars(self.stats()))
 
@@ -149,8 +153,7 @@ class AudioIO:
     async def _read_wav_frame(self) -> np.ndarray | None:
         assert self._wav_in is not None and self._loop is not None
         k = self._wav_pos
-        start = k * FRAME_SIZE
-        if start >= self._wav_in.size:
+        if self._wav_in.position >= self._wav_in.total:
             return None
         if self.cfg.fast:
             await asyncio.sleep(0)  # let other tasks run even at full speed
@@ -162,7 +165,7 @@ class AudioIO:
             elif now - due > FRAME_SECONDS:
                 self._stats.late_frames += 1
         frame = np.zeros(FRAME_SIZE, dtype=np.float32)  # the last frame is zero-padded
-        chunk = self._wav_in[start:start + FRAME_SIZE]
+        chunk = self._wav_in.read(FRAME_SIZE)
         frame[:chunk.size] = chunk
         self._wav_pos += 1
         self._stats.frames_in += 1
@@ -276,22 +279,22 @@ def _stop_and_close(stream: Any) -> None:
 
 
 def open_audio(cfg: AudioSection) -> AudioIO:
-    """Build the AudioIO for ``cfg`` (input WAV decoded, devices resolved) without starting it.
+    """Build the AudioIO for ``cfg`` (input WAV opened, devices resolved) without starting it.
 
     Problems surface here, before any model loads: InputError for a bad WAV, DeviceError for
     a device that does not exist (the message lists those that do).
     """
     wav_in = None
     input_device = output_device = None
-    if cfg.input == "wav":
-        assert cfg.input_wav is not None
-        wav_in = read_wav(cfg.input_wav)
-    else:
-        input_device = resolve_device(cfg.input_device, "input", "audio.input_device")
-    if cfg.output == "device":
-        output_device = resolve_device(cfg.output_device, "output", "audio.output_device")
-    elif cfg.output_wav is not None and cfg.input_wav is not None and \
+    if cfg.output == "wav" and cfg.output_wav is not None and cfg.input_wav is not None and \
             cfg.output_wav.resolve() == cfg.input_wav.resolve():
         raise InputError(f"audio.output_wav: {cfg.output_wav} is also the input; "
                          "write to another file")
+    if cfg.input != "wav":
+        input_device = resolve_device(cfg.input_device, "input", "audio.input_device")
+    if cfg.output == "device":
+        output_device = resolve_device(cfg.output_device, "output", "audio.output_device")
+    if cfg.input == "wav":  # opened last: nothing after it can fail and leak the file
+        assert cfg.input_wav is not None
+        wav_in = open_wav_source(cfg.input_wav)
     return AudioIO(cfg, wav_in, input_device, output_device)

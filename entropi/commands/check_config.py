@@ -16,7 +16,9 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
     p = sub.add_parser("check-config", parents=parents,
                        help="validate a config; print it (secrets masked), the context budget "
                             "and estimated GPU memory",
-                       description="Validate a config file without loading any model.")
+                       description="Validate a config file without loading any model: keys, "
+                                   "ranges, the context budget, and every file and folder "
+                                   "`run` would read or write.")
     add_config_option(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
@@ -25,6 +27,9 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
 def run(args: argparse.Namespace) -> int:
     cfg = load_for_command(args)
     budget = check_budget(cfg)
+    from entropi.preflight import preflight
+
+    preflight(cfg)  # the files and folders `run` would need, before any model loads
     vram = {q: estimate_vram_gb(q, cfg.runtime.context_window)
             for q in ("none", "int8", "int4", "fp8")}
     if args.json:

@@ -59,8 +59,14 @@ def run(args: argparse.Namespace) -> int:
     cipher = cipher_from_env(cfg.memory.encryption_key_env)
     journal = Journal(cfg.memory.journal_dir, cipher)
     store = ProfileStore(cfg.memory.profile_path, cfg.conversation.persona_name, cipher)
-    handler = {"list": _list, "search": _search, "show": _show, "purge": _purge,
-               "forget": _forget}[args.memory_action]
+    if args.memory_action in ("purge", "forget"):
+        from entropi.memory.transcript_file import TranscriptFile
+
+        path = cfg.conversation.transcript_file  # it holds what was said too
+        transcript = TranscriptFile(path, cipher) if path is not None else None
+        return {"purge": _purge, "forget": _forget}[args.memory_action](
+            args, journal, store, transcript)
+    handler = {"list": _list, "search": _search, "show": _show}[args.memory_action]
     return handler(args, journal, store)
 
 
@@ -125,7 +131,9 @@ def _parse_day(text: str) -> datetime:
             from None
 
 
-def _purge(args, journal, store) -> int:
+def _purge(args, journal, store, transcript) -> int:
+    from entropi.memory.transcript_file import block_time
+
     before = _parse_day(args.before) if args.before else None
     tag = args.tag.strip().lower() if args.tag else None
 
@@ -133,27 +141,40 @@ def _purge(args, journal, store) -> int:
         return ((before is None or entry.timestamp < before)
                 and (tag is None or tag in entry.tags))
 
+    def doomed_window(block: str) -> bool:  # windows carry no tags: only dates select them
+        when = block_time(block)
+        return tag is None and (before is None or (when is not None and when < before))
+
     count = sum(1 for e in journal.read_all() if doomed(e))
+    windows = sum(1 for b in transcript.blocks() if doomed_window(b)) if transcript else 0
     everything = before is None and tag is None
     profile_exists = store.path.exists()
-    if count == 0 and not (everything and profile_exists):
+    if count == 0 and windows == 0 and not (everything and profile_exists):
         print("nothing to purge")
         return 0
-    what = f"{count} journal entries" + (" and the persona profile" if everything and
-                                         profile_exists else "")
+    parts = [f"{count} journal entries"]
+    if windows:
+        parts.append(f"{windows} transcript windows")
+    if everything and profile_exists:
+        parts.append("the persona profile")
+    what = " and ".join(parts)
     if not confirm(f"Delete {what}?", args.yes, "purge"):
         print("nothing deleted")
         return 1
     removed = journal.remove(doomed)
+    if transcript is not None and windows:
+        if everything:
+            transcript.delete()
+        else:
+            transcript.remove(doomed_window)
     if everything and profile_exists:
         store.path.unlink()
         journal.mark_purged()  # a running daemon reloads and forgets its in-memory profile
-    print(f"deleted {removed} journal entries" + (" and the persona profile"
-                                                   if everything and profile_exists else ""))
+    print(f"deleted {removed} journal entries" + "".join(f" and {p}" for p in parts[1:]))
     return 0
 
 
-def _forget(args, journal, store) -> int:
+def _forget(args, journal, store, transcript) -> int:
     name = " ".join(args.person.split())
     if not name:
         raise UsageError("memory forget: PERSON is empty")
@@ -163,31 +184,49 @@ def _forget(args, journal, store) -> int:
         return bool(pattern.search(entry.text()))
 
     count = sum(1 for e in journal.read_all() if doomed(e))
+    windows = sum(1 for b in transcript.blocks() if pattern.search(b)) if transcript else 0
     profile = store.load()
     in_profile = profile.person(name) is not None or any(
-        pattern.search(t) for t in [*profile.reflections, *(n for p in profile.people
-                                                            for n in p.notes)])
-    if count == 0 and not in_profile:
+        pattern.search(t) for t in _profile_texts(profile))
+    if count == 0 and windows == 0 and not in_profile:
         print(f"nothing is remembered about {name}")
         return 0
     what = f"{count} journal entries mentioning {name}" + (
+        f", {windows} transcript windows" if windows else "") + (
         " and what the profile says about them" if in_profile else "")
     if not confirm(f"Delete {what}?", args.yes, "forget"):
         print("nothing deleted")
         return 1
     removed = journal.remove(doomed)
+    if transcript is not None and windows:
+        transcript.remove(lambda block: bool(pattern.search(block)))
 
-    def drop(profile):  # the person's record and any note or reflection naming them
+    def drop(profile):  # the person's record and every list item naming them
         key = name.casefold()
         people = [p.model_copy(update={"notes": [n for n in p.notes if not pattern.search(n)]})
                   for p in profile.people if p.name.casefold() != key]
-        return profile.model_copy(update={
-            "people": people,
-            "reflections": [r for r in profile.reflections if not pattern.search(r)]})
+        lists = {field: [t for t in getattr(profile, field) if not pattern.search(t)]
+                 for field in _text_lists()}
+        return profile.model_copy(update={"people": people, **lists})
 
     if in_profile:
         store.update(drop)
         journal.mark_purged()
-    print(f"deleted {removed} journal entries" + (f"; {name} removed from the profile"
-                                                   if in_profile else ""))
+    print(f"deleted {removed} journal entries" + (f" and {windows} transcript windows"
+                                                   if windows else "")
+          + (f"; {name} removed from the profile" if in_profile else ""))
     return 0
+
+
+def _text_lists() -> list[str]:
+    """Every free-text list of the profile (reflections, hobbies, tastes, any added later):
+    a hobby such as "chess with Maria" names a person as surely as a note does."""
+    from entropi.memory.profile import PersonaProfile
+
+    return [name for name, field in PersonaProfile.model_fields.items()
+            if field.annotation == list[str]]
+
+
+def _profile_texts(profile) -> list[str]:
+    return [*(t for field in _text_lists() for t in getattr(profile, field)),
+            *(n for p in profile.people for n in p.notes)]

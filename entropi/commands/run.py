@@ -42,6 +42,9 @@ def run(args: argparse.Namespace) -> int:
         audio |= {"output": "wav", "output_wav": args.output.resolve()}
     if audio:
         cfg = cfg.model_copy(update={"audio": cfg.audio.model_copy(update=audio)})
+    from entropi.preflight import preflight
+
+    preflight(cfg, args.summary_json)  # same checks as check-config, before any model loads
 
     from entropi.daemon import RunOptions, run_daemon
 

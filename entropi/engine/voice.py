@@ -26,6 +26,7 @@ TARGET_LUFS = -24.0
 VOICE_SUFFIX = ".voice.pt"
 FORMAT = "entropi-voice"
 FORMAT_VERSION = 1
+MIMI_CARD = 2048  # codes per Mimi codebook (PersonaPlex, Moshi and the tiny model alike)
 
 
 @dataclass(frozen=True)
@@ -194,17 +195,24 @@ def load_voice_file(path: Path, model_dim: int | None = None, max_frames: int | 
     except Exception as exc:
         raise InputError(f"{path}: not a voice preset ({type(exc).__name__}); give a WAV, an "
                          f"entropi .voice.pt or a PersonaPlex .pt preset") from None
-    if isinstance(data, dict) and data.get("format") == FORMAT:
+    tensors = isinstance(data, dict) and all(  # a damaged file must not raise AttributeError
+        isinstance(v, torch.Tensor) for k, v in data.items() if k in ("codes", "embeddings",
+                                                                        "cache"))
+    if tensors and data.get("format") == FORMAT and "codes" in data:
         codes = data["codes"].long().numpy()
         if codes.ndim != 2 or codes.shape[0] != 8 or codes.shape[1] == 0:
             raise InputError(f"{path}: codes have shape {tuple(codes.shape)}, expected [8, V]; "
                              f"re-create it with `entropi cache-voice`")
         voice = VoicePrompt(codes, source=str(path))
-    elif isinstance(data, dict) and {"embeddings", "cache"} <= set(data):
+    elif tensors and {"embeddings", "cache"} <= set(data):
         voice = _from_preset(path, data["embeddings"], data["cache"], model_dim)
     else:
         raise InputError(f"{path}: unknown voice format; give a WAV, an entropi .voice.pt or a "
                          f"PersonaPlex .pt preset ({{'embeddings', 'cache'}})")
+    if voice.codes.min() < 0 or voice.codes.max() >= MIMI_CARD:  # would index past the table
+        raise InputError(f"{path}: holds codes outside 0-{MIMI_CARD - 1} (min "
+                         f"{voice.codes.min()}, max {voice.codes.max()}); the file is damaged: "
+                         f"re-create it (entropi cache-voice) or use another voice")
     if max_frames is not None and voice.frames > max_frames:
         raise InputError(f"{path}: {voice.frames} frames exceed voice.max_prompt_seconds "
                          f"({max_frames} frames, context budget); use a shorter voice")

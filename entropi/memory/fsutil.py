@@ -12,14 +12,16 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from entropi.private_files import make_private_dirs
+
 DIR_MODE = 0o700
 FILE_MODE = 0o600
 
 
 def ensure_private_dir(path: Path) -> None:
     """Create ``path`` (and parents) as 0700; tighten it if it already exists."""
-    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
-    # mkdir's mode is filtered by the umask and leaves existing dirs alone.
+    make_private_dirs(path)  # missing parents too: mkdir(parents=True) gives them 0777-umask
+    # An existing folder keeps its mode otherwise: tighten it.
     if path.stat().st_mode & 0o777 != DIR_MODE:
         os.chmod(path, DIR_MODE)
 

@@ -165,6 +165,8 @@ class Journal:
     def remove(self, doomed: Callable[[JournalEntry], bool]) -> int:
         """Delete matching entries (purge/forget); each changed file is replaced atomically.
         Every file is parsed before anything changes, so a corrupt file aborts cleanly."""
+        if not self.root.is_dir():
+            return 0  # no journal yet (forget/purge may still clean the transcript)
         with locked(self.lock_path):
             parsed = [(path, self.read_file(path)[0]) for path in self.files()]
             removed = 0

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from entropi import __version__
 
@@ -48,10 +49,21 @@ def test_missing_config_is_one_line(tmp_path):
     assert proc.stderr.strip() == f"config error: {tmp_path / 'none.yaml'}: no such config file"
 
 
+def _with_real_files(data: dict, tmp_path) -> dict:
+    """check-config checks files too: point the voice and clips at the bundled demo ones."""
+    voice = data.setdefault("voice", {})
+    voice |= {"prompt_dir": str(ROOT / "voices"), "prompt_file": "demo_voice.wav",
+              "thinking_clips": str(ROOT / "voices" / "thinking")}
+    memory = data.setdefault("memory", {})
+    memory |= {"journal_dir": str(tmp_path / "j"), "profile_path": str(tmp_path / "p.json")}
+    return data
+
+
 def test_check_config_json_masks_secrets(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("secondary_model:\n  backend: openrouter\n  api_key: ${OPENROUTER_API_KEY}\n"
-                    "model:\n  hf_token: ${HF_TOKEN}\n")
+    path.write_text(yaml.safe_dump(_with_real_files({
+        "secondary_model": {"backend": "openrouter", "api_key": "${OPENROUTER_API_KEY}"},
+        "model": {"hf_token": "${HF_TOKEN}"}}, tmp_path)))
     secrets = {"OPENROUTER_API_KEY": "sk-or-v1-supersecret", "HF_TOKEN": "hf_alsosecret"}
     proc = entropi("check-config", "--config", str(path), "--json", env=secrets)
     assert proc.returncode == 0, proc.stderr
@@ -66,8 +78,17 @@ def test_check_config_json_masks_secrets(tmp_path):
         "total_gb"] < data["vram_estimate_gb"]["none"]["total_gb"]
 
 
-def test_check_config_console_shows_budget_table():
+def test_check_config_console_shows_budget_table(tmp_path):
+    # The shipped config names PersonaPlex's NATF0.pt, which a fresh checkout lacks: `run`
+    # would fail on it after loading the model, so check-config says so first.
     proc = entropi("check-config", "--config", "config.yaml")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.startswith("config error: voice.prompt_file: ") and \
+        "NATF0.pt: no such voice file" in proc.stderr
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(_with_real_files(
+        yaml.safe_load((ROOT / "config.yaml").read_text()), tmp_path)))
+    proc = entropi("check-config", "--config", str(path))
     assert proc.returncode == 0, proc.stderr
     assert "context budget" in proc.stdout
     assert re.search(r"needed\s+687", proc.stdout)
