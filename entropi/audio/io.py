@@ -283,6 +283,9 @@ def open_audio(cfg: AudioSection) -> AudioIO:
     """
     wav_in = None
     input_device = output_device = None
+    if cfg.input == "websocket":
+        raise InputError("audio.input: websocket calls are opened by the server "
+                         "(entropi.server), not by open_audio")
     if cfg.input == "wav":
         assert cfg.input_wav is not None
         wav_in = read_wav(cfg.input_wav)
