@@ -96,6 +96,7 @@ class Daemon:
         self.stop_requested = asyncio.Event()
         self.feed: Any = None  # the web page's LiveFeed, when remote callers are served
         self.on_live: Any = None  # called when a conversation's first window goes live
+        self.calls: list[dict[str, Any]] = []  # per remote call: latency samples, problems
         self._ended: WindowStats | None = None
 
     # ------------------------------------------------------------------ signals

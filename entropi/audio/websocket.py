@@ -29,6 +29,8 @@ from entropi.server import protocol as p
 log = get_logger(__name__)
 
 _LATENCY_CAPACITY = 20_000  # per-frame samples kept for the benchmark
+# A real client sends ~13 messages a second; far more is a flood, dropped unread.
+_MAX_MESSAGES_PER_SECOND = 250
 _CLOSE_TIMEOUT_S = 1.0
 
 
@@ -52,7 +54,7 @@ class WebSocketTransport:
         self._send: deque[tuple[bytes, float, float]] = deque()
         self._send_ready = asyncio.Event()
         self._frame_ready = asyncio.Event()
-        self._picked: deque[tuple[float, float]] = deque(maxlen=cfg.server.send_queue_frames)
+        self._picked: deque[tuple[float, float]] = deque(maxlen=cfg.server.send_queue_messages)
         self._stats = AudioStats()
         self._live = False
         self._closed = False
@@ -62,6 +64,8 @@ class WebSocketTransport:
         self.end_reason = ""
         self.added_ms: deque[float] = deque(maxlen=_LATENCY_CAPACITY)
         self.counts: dict[str, int] = {}  # problems seen, logged once each, counted after
+        self._second = 0
+        self._in_second = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -127,6 +131,14 @@ class WebSocketTransport:
             self.hang_up(self.end_reason or "caller hung up")
 
     def _on_message(self, data: bytes) -> None:
+        second = int(time.monotonic())
+        if second != self._second:
+            self._second, self._in_second = second, 0
+        self._in_second += 1
+        if self._in_second > _MAX_MESSAGES_PER_SECOND:
+            self._problem("ws_flood", f"over {_MAX_MESSAGES_PER_SECOND} messages a second; "
+                          "the excess is dropped")
+            return
         if not data:
             self._problem("ws_empty_message", "empty message ignored")
             return
@@ -215,7 +227,7 @@ class WebSocketTransport:
         self._on_text(text)
 
     def _enqueue(self, data: bytes, written: float, waited: float) -> None:
-        if len(self._send) >= self.cfg.server.send_queue_frames:
+        if len(self._send) >= self.cfg.server.send_queue_messages:
             self._stats.dropped_out += 1
             self._problem("ws_client_not_reading",
                           f"{len(self._send)} messages unsent; hanging up")

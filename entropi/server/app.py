@@ -9,6 +9,7 @@ and frees the line with ``release`` once the conversation is flushed to memory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import ssl
 from collections.abc import Callable
@@ -116,6 +117,8 @@ class ChatServer:
             log.info("call_params_ignored", remote=remote, params=list(req.ignored))
         self._busy = True
         transport = request.transport
+        if transport is not None:
+            _small_send_buffers(transport)
         call = WebSocketTransport(
             ws, req.config(self.cfg), remote,
             on_text=lambda text: self.feed.publish("text", text=text),
@@ -145,3 +148,18 @@ class ChatServer:
 
     async def _index(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(STATIC / "index.html")
+
+
+_SEND_BUFFER_BYTES = 32 * 1024  # ~8 s of Opus replies: a caller that stops reading is found
+
+
+def _small_send_buffers(transport: asyncio.Transport) -> None:
+    """Keep what waits for a slow caller small (kernel and asyncio buffers), so a client
+    that stops reading shows up as a full send queue within seconds, not megabytes later."""
+    transport.set_write_buffer_limits(high=_SEND_BUFFER_BYTES)
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        import socket
+
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SEND_BUFFER_BYTES)
