@@ -230,6 +230,7 @@ class ServerSection(Section):
     max_text_prompt_chars: int = Field(2000, ge=1, le=20000)
     max_message_bytes: int = Field(1 << 20, ge=1024, le=64 << 20)
     send_queue_messages: int = Field(250, ge=4, le=5000)
+    send_timeout_seconds: float = Field(5.0, gt=0, le=300)
     idle_timeout_seconds: float = Field(30.0, gt=0, le=3600)
 
     @model_validator(mode="after")

@@ -126,6 +126,7 @@ class Daemon:
                           last_handover_ms=round(w.handover_ms, 1))
         if state is State.THINKING:
             self._ended = w
+            log.info("window_end", window=w.number, frames=w.frames, end=w.end_reason)
             self.publish("window_end", window=w.number, seconds=round(w.seconds, 2),
                          end=w.end_reason)
             self.publish("state", state="thinking", window=w.number)

@@ -28,6 +28,9 @@ from entropi.server import protocol as p
 
 log = get_logger(__name__)
 
+# Replies the OS may hold for a slow caller (a few seconds of Opus); more waits in our queue,
+# where send_timeout_seconds notices a caller that stopped reading.
+SEND_BUFFER_BYTES = 8 * 1024
 _LATENCY_CAPACITY = 20_000  # per-frame samples kept for the benchmark
 # A real client sends ~13 messages a second; far more is a flood, dropped unread.
 _MAX_MESSAGES_PER_SECOND = 250
@@ -39,7 +42,8 @@ class WebSocketTransport:
 
     def __init__(self, ws: Any, cfg: Config, remote: str,
                  on_text: Callable[[str], None] | None = None,
-                 abort: Callable[[], None] | None = None) -> None:
+                 abort: Callable[[], None] | None = None,
+                 backlog: Callable[[], int] | None = None) -> None:
         import sphn  # Opus codec; only loaded when a caller connects
 
         self.cfg = cfg
@@ -47,11 +51,12 @@ class WebSocketTransport:
         self._ws = ws
         self._on_text = on_text or (lambda text: None)
         self._abort = abort or (lambda: None)
+        self._backlog = backlog or (lambda: 0)  # bytes written but not yet taken by the OS
         self._opus_in = sphn.OpusStreamReader(SAMPLE_RATE)
         self._opus_out = sphn.OpusStreamWriter(SAMPLE_RATE)
         self._in_q = DropOldestQueue(cfg.audio.queue_frames)
         self._pcm = np.zeros(0, dtype=np.float32)  # decoded samples short of a whole frame
-        self._send: deque[tuple[bytes, float, float]] = deque()
+        self._send: deque[tuple[bytes, float, float, float]] = deque()
         self._send_ready = asyncio.Event()
         self._frame_ready = asyncio.Event()
         self._picked: deque[tuple[float, float]] = deque(maxlen=cfg.server.send_queue_messages)
@@ -116,18 +121,18 @@ class WebSocketTransport:
                 if msg.type == aiohttp.WSMsgType.BINARY:
                     self._on_message(msg.data)
                 elif msg.type == aiohttp.WSMsgType.ERROR:
-                    self._problem("ws_error", f"{type(self._ws.exception()).__name__}: "
-                                  f"{self._ws.exception()}")
+                    exc = self._ws.exception()
+                    if getattr(exc, "code", None) == 1009:  # over max_msg_size: aiohttp closed
+                        self._problem("ws_message_too_big", f"message over "
+                                      f"{self.cfg.server.max_message_bytes} bytes; closed")
+                    else:
+                        self._problem("ws_error", f"{type(exc).__name__}: {exc}")
                     break
                 else:  # text frames are not part of the protocol
                     self._problem("ws_text_message", "text frame ignored")
                 if self._closed:
                     break
         finally:
-            code = self._ws.close_code
-            if code == 1009:  # aiohttp refused a message over max_msg_size
-                self._problem("ws_message_too_big",
-                              f"message over {self.cfg.server.max_message_bytes} bytes; closed")
             self.hang_up(self.end_reason or "caller hung up")
 
     def _on_message(self, data: bytes) -> None:
@@ -227,19 +232,27 @@ class WebSocketTransport:
         self._on_text(text)
 
     def _enqueue(self, data: bytes, written: float, waited: float) -> None:
-        if len(self._send) >= self.cfg.server.send_queue_messages:
+        now = time.monotonic()
+        s = self.cfg.server
+        if len(self._send) >= s.send_queue_messages or \
+                (self._send and now - self._send[0][3] > s.send_timeout_seconds):
             self._stats.dropped_out += 1
-            self._problem("ws_client_not_reading",
-                          f"{len(self._send)} messages unsent; hanging up")
+            self._problem("ws_client_not_reading", f"{len(self._send)} messages unsent, the "
+                          f"oldest for {now - self._send[0][3]:.1f} s; hanging up")
             self.hang_up("client stopped reading")
             return
-        self._send.append((data, written, waited))
+        self._send.append((data, written, waited, now))
         self._send_ready.set()
 
     async def _send_loop(self) -> None:
         while True:
             while self._send:
-                data, written, waited = self._send[0]
+                if self._backlog() > SEND_BUFFER_BYTES:  # the caller is not keeping up
+                    if self._closed:
+                        return
+                    await asyncio.sleep(FRAME_SECONDS / 4)
+                    continue
+                data, written, waited, _ = self._send[0]
                 try:
                     await self._ws.send_bytes(data)
                 except (ConnectionError, RuntimeError) as exc:

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from entropi.audio.websocket import WebSocketTransport
+from entropi.audio.websocket import SEND_BUFFER_BYTES, WebSocketTransport
 from entropi.config import Config
 from entropi.errors import ConfigError
 from entropi.logs import get_logger
@@ -122,7 +122,8 @@ class ChatServer:
         call = WebSocketTransport(
             ws, req.config(self.cfg), remote,
             on_text=lambda text: self.feed.publish("text", text=text),
-            abort=transport.abort if transport is not None else None)
+            abort=transport.abort if transport is not None else None,
+            backlog=transport.get_write_buffer_size if transport is not None else None)
         call.request = req  # type: ignore[attr-defined]
         log.info("call_started", remote=remote, text_prompt=req.text_prompt is not None)
         await call.start()
@@ -150,16 +151,13 @@ class ChatServer:
         return web.FileResponse(STATIC / "index.html")
 
 
-_SEND_BUFFER_BYTES = 32 * 1024  # ~8 s of Opus replies: a caller that stops reading is found
-
-
 def _small_send_buffers(transport: asyncio.Transport) -> None:
     """Keep what waits for a slow caller small (kernel and asyncio buffers), so a client
     that stops reading shows up as a full send queue within seconds, not megabytes later."""
-    transport.set_write_buffer_limits(high=_SEND_BUFFER_BYTES)
+    transport.set_write_buffer_limits(high=SEND_BUFFER_BYTES)
     sock = transport.get_extra_info("socket")
     if sock is not None:
         import socket
 
         with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SEND_BUFFER_BYTES)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)

@@ -6,13 +6,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.daemon.conftest import ROOT, DaemonRun
+from tests.daemon.conftest import ROOT, DaemonRun, notify_socket  # noqa: F401 (fixture)
 
 FAKE_SD = Path(__file__).parent / "fake_sd"
 
@@ -46,6 +47,15 @@ class ServerRun(DaemonRun):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(timeout=60)
+
+
+def wait_for(pred, timeout: float, what: str) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

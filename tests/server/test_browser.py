@@ -13,7 +13,7 @@ import pytest
 
 from tests.daemon.conftest import ROOT
 from tests.server.cdp import Browser
-from tests.server.conftest import ServerRun
+from tests.server.conftest import ServerRun, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -35,10 +35,15 @@ def http_status(url: str, headers: dict[str, str] | None = None) -> tuple[int, b
         return exc.code, exc.read()
 
 
-def test_page_talks_and_shows_live_view(server: ServerRun):
+def test_page_talks_and_shows_live_view(server: ServerRun, notify_socket):
     token = "tok-" + secrets.token_hex(12)
     server.ws_config()
-    port = server.serve(env={"ENTROPI_SERVER_TOKEN": token})
+    sock, messages = notify_socket
+    port = server.serve(env={"ENTROPI_SERVER_TOKEN": token, "NOTIFY_SOCKET": sock,
+                             "WATCHDOG_USEC": "1000000"})
+    # Nobody has called yet and the watchdog is still fed.
+    pings = messages.count("WATCHDOG=1")
+    wait_for(lambda: messages.count("WATCHDOG=1") >= pings + 2, 30, "watchdog pings")
     base = f"http://127.0.0.1:{port}"
     assert http_status(f"{base}/api/status")[0] == 401
     assert http_status(f"{base}/api/status?token=wrong")[0] == 401
