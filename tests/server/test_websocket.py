@@ -72,7 +72,11 @@ async def talk_then_attack(url: str) -> dict:
         for page in ogg_pages(2.4):
             await ws.send_bytes(page)
             await asyncio.sleep(0.08)  # real-time pace: the client is the clock
-        await asyncio.sleep(1.0)
+        for _ in range(300):  # replies trail by the model's time (a loaded CPU: seconds)
+            if out["kinds"].count(1) >= 30:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.3)
         out["audio_back"] = out["kinds"].count(1)
         await ws.send_bytes(b"\x63 garbage of an unknown kind")
         await ws.send_bytes(b"\x01 a kind-1 message that is not Ogg")
