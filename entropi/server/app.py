@@ -2,7 +2,7 @@
 
 Routes: ``GET /api/chat`` (websocket, moshi's protocol), ``GET /`` (entropi's page),
 ``/static/*``, ``GET /api/status`` (JSON) and ``GET /api/events`` (server-sent events).
-Every route checks the token when one is set. The daemon takes callers with ``next_call``
+Every ``/api/`` route checks the token when one is set. The daemon takes callers with ``next_call``
 and frees the line with ``release`` once the conversation is flushed to memory.
 """
 
@@ -94,7 +94,10 @@ class ChatServer:
 
     @web.middleware
     async def _auth(self, request: web.Request, handler):
-        if not p.token_ok(self._token, request.query, request.headers):
+        # The page and its scripts are public (the code is open); the calls and the live
+        # data behind /api/ need the token.
+        if request.path.startswith("/api/") and \
+                not p.token_ok(self._token, request.query, request.headers):
             log.warning("unauthorized", remote=request.remote, path=request.path)
             raise web.HTTPUnauthorized(text="401: a valid token is needed\n")
         return await handler(request)

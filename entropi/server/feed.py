@@ -9,44 +9,48 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import AsyncIterator
 from typing import Any
 
 _QUEUE = 512
 _RECENT = 200  # events a page that opens mid-conversation gets first
+_KEEPALIVE_S = 15.0
+
+
+class _Subscriber:
+    def __init__(self, recent: deque[dict[str, Any]]) -> None:
+        self.events: deque[dict[str, Any]] = deque(recent, maxlen=_QUEUE)
+        self.wake = asyncio.Event()
 
 
 class LiveFeed:
     def __init__(self) -> None:
-        self._subscribers: set[deque[dict[str, Any]]] = set()
-        self._wake: set[asyncio.Event] = set()
+        self._subscribers: set[_Subscriber] = set()
         self.recent: deque[dict[str, Any]] = deque(maxlen=_RECENT)
         self.dropped = 0
 
     def publish(self, kind: str, **data: Any) -> None:
         event = {"type": kind, "t": round(time.time(), 3), **data}
         self.recent.append(event)
-        for q in self._subscribers:
-            if len(q) == q.maxlen:
+        for sub in self._subscribers:
+            if len(sub.events) == sub.events.maxlen:
                 self.dropped += 1
-            q.append(event)
-        for ev in self._wake:
-            ev.set()
+            sub.events.append(event)
+            sub.wake.set()
 
-    async def subscribe(self):
-        """Yield events (the recent ones first) until the consumer stops iterating."""
-        q: deque[dict[str, Any]] = deque(self.recent, maxlen=_QUEUE)
-        wake = asyncio.Event()
-        self._subscribers.add(q)
-        self._wake.add(wake)
+    async def subscribe(self) -> AsyncIterator[dict[str, Any]]:
+        """Yield events (the recent ones first) until the consumer stops iterating; a
+        ``keepalive`` every 15 s of quiet."""
+        sub = _Subscriber(self.recent)
+        self._subscribers.add(sub)
         try:
             while True:
-                while q:
-                    yield q.popleft()
-                wake.clear()
+                while sub.events:
+                    yield sub.events.popleft()
+                sub.wake.clear()
                 try:
-                    await asyncio.wait_for(wake.wait(), 15.0)
+                    await asyncio.wait_for(sub.wake.wait(), _KEEPALIVE_S)
                 except TimeoutError:
                     yield {"type": "keepalive"}
         finally:
-            self._subscribers.discard(q)
-            self._wake.discard(wake)
+            self._subscribers.discard(sub)
