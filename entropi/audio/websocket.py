@@ -67,6 +67,10 @@ class WebSocketTransport:
         self._sender: asyncio.Task[None] | None = None
         self.ended = asyncio.Event()  # set once the call is over (either side)
         self.end_reason = ""
+        # Per frame, for the benchmark: queue wait before the controller took the frame,
+        # the controller's step (model time), and wait + encode + send = the server's share.
+        self.wait_ms: deque[float] = deque(maxlen=_LATENCY_CAPACITY)
+        self.step_ms: deque[float] = deque(maxlen=_LATENCY_CAPACITY)
         self.added_ms: deque[float] = deque(maxlen=_LATENCY_CAPACITY)
         self.counts: dict[str, int] = {}  # problems seen, logged once each, counted after
         self._second = 0
@@ -215,15 +219,18 @@ class WebSocketTransport:
         frame = np.ascontiguousarray(pcm, dtype=np.float32).reshape(-1)
         if frame.size != FRAME_SIZE:
             raise ValueError(f"write_frame needs {FRAME_SIZE} samples, got {frame.size}")
+        now = time.perf_counter()
         arrived, picked = self._picked.popleft() if self._picked else (0.0, 0.0)
         if self._closed:
             return
         page = self._opus_out.append_pcm(frame)
         self._stats.frames_out += 1
+        waited = 0.0
+        if arrived:
+            waited = picked - arrived  # in our queue, behind the model's earlier frames
+            self.wait_ms.append(waited * 1e3)
+            self.step_ms.append((now - picked) * 1e3)
         if page:
-            now = time.perf_counter()
-            # Time the frame waited before the controller took it; the send adds the rest.
-            waited = picked - arrived if arrived else 0.0
             self._enqueue(p.message(p.AUDIO, page), now, waited)
 
     def write_text(self, text: str) -> None:

@@ -55,6 +55,8 @@ async def serve_callers(daemon: Daemon, worker: Any, client: Any, clips: Any,
             finally:
                 daemon.on_live = None
                 daemon.calls.append({"added_ms": list(call.added_ms),
+                                     "wait_ms": list(call.wait_ms),
+                                     "step_ms": list(call.step_ms),
                                      "dropped_in": call.stats().dropped_in, **call.counts})
                 log.info("conversation_over", conversation=conversations, reason=call.end_reason,
                          windows=daemon.summary.get("windows"))
