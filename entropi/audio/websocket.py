@@ -71,6 +71,7 @@ class WebSocketTransport:
         # the controller's step (model time), and wait + encode + send = the server's share.
         self.wait_ms: deque[float] = deque(maxlen=_LATENCY_CAPACITY)
         self.step_ms: deque[float] = deque(maxlen=_LATENCY_CAPACITY)
+        self.send_ms: deque[float] = deque(maxlen=_LATENCY_CAPACITY)  # encode + send
         self.added_ms: deque[float] = deque(maxlen=_LATENCY_CAPACITY)
         self.counts: dict[str, int] = {}  # problems seen, logged once each, counted after
         self._second = 0
@@ -268,7 +269,9 @@ class WebSocketTransport:
                     return
                 self._send.popleft()
                 if written:
-                    self.added_ms.append((waited + time.perf_counter() - written) * 1e3)
+                    sent = (time.perf_counter() - written) * 1e3
+                    self.send_ms.append(sent)
+                    self.added_ms.append(waited * 1e3 + sent)
             if self._closed:
                 return
             self._send_ready.clear()

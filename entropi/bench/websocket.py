@@ -59,6 +59,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "added_latency_ms_p50": pct("added_ms", 50),
         "added_latency_ms_p99": pct("added_ms", 99),
         "added_latency_ms_max": pct("added_ms", 100),
+        "send_ms_p50": pct("send_ms", 50),  # part of added: Opus encode + websocket send
+        "send_ms_p99": pct("send_ms", 99),
         "queue_wait_ms_p50": pct("wait_ms", 50),  # part of added: behind slower model steps
         "queue_wait_ms_p99": pct("wait_ms", 99),
         "model_step_ms_p50": pct("step_ms", 50),  # excluded from added

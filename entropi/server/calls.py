@@ -56,6 +56,7 @@ async def serve_callers(daemon: Daemon, worker: Any, client: Any, clips: Any,
                 daemon.on_live = None
                 daemon.calls.append({"added_ms": list(call.added_ms),
                                      "wait_ms": list(call.wait_ms),
+                                     "send_ms": list(call.send_ms),
                                      "step_ms": list(call.step_ms),
                                      "dropped_in": call.stats().dropped_in, **call.counts})
                 log.info("conversation_over", conversation=conversations, reason=call.end_reason,
