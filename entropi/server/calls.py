@@ -65,7 +65,8 @@ async def serve_callers(daemon: Daemon, worker: Any, client: Any, clips: Any,
                                reason=call.end_reason)
                 call = None
                 server.release()
-        daemon.summary["conversations"] = conversations
+        if daemon.summary:  # the last conversation's summary, and how many there were
+            daemon.summary["conversations"] = conversations
     finally:
         pinger.cancel()
         await server.stop()
