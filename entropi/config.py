@@ -90,6 +90,21 @@ class RuntimeSection(Section):
         return v
 
 
+DEFAULT_THINKING_LINES = ("Hmm, let me think.", "One moment.", "Give me a second.",
+                          "Let me see.", "Hmm, okay, just a moment.")
+
+
+class ClipRenderSection(Section):
+    """How ``entropi cache-clips`` has PersonaPlex speak ``voice.thinking_lines``."""
+
+    takes: int = Field(3, ge=1, le=20)
+    seed: int = 1
+    words_per_second: float = Field(2.5, gt=0.5, le=8)
+    tail_seconds: float = Field(0.6, ge=0, le=3)
+    audio_temp: float | None = Field(None, ge=0, le=2)  # None: sampling.audio_temp
+    audio_topk: int | None = Field(None, ge=1, le=2048)  # None: sampling.audio_topk
+
+
 class VoiceSection(Section):
     prompt_dir: ConfigPath = Path("voices")
     prompt_file: str = "NATF0.pt"
@@ -98,6 +113,29 @@ class VoiceSection(Section):
     clip_gap_fill: Literal["clip", "comfort_noise"] = "clip"
     comfort_noise_dbfs: float = Field(-60.0, le=-20)
     max_clip_seconds: float = Field(3.0, gt=0, le=10)
+    min_clip_seconds: float = Field(0.3, gt=0, le=10)
+    clip_level_dbfs: float = Field(-23.0, ge=-60, le=-6)
+    render_clips: Literal["auto", "cached", "never"] = "auto"
+    thinking_lines: list[str] = Field(default_factory=lambda: list(DEFAULT_THINKING_LINES))
+    rendered_clips_dir: ConfigPath | None = None
+    render: ClipRenderSection = ClipRenderSection()
+
+    @field_validator("thinking_lines")
+    @classmethod
+    def _lines(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("needs at least one line")
+        for i, line in enumerate(v):
+            if not line.strip():
+                raise ValueError(f"line {i} is empty")
+        return [line.strip() for line in v]
+
+    @model_validator(mode="after")
+    def _clip_bounds(self) -> VoiceSection:
+        if self.min_clip_seconds >= self.max_clip_seconds:
+            raise ValueError(f"min_clip_seconds ({self.min_clip_seconds:g}) must be below "
+                             f"max_clip_seconds ({self.max_clip_seconds:g})")
+        return self
 
     @property
     def prompt_path(self) -> Path:

@@ -1,6 +1,7 @@
 """Daemon lifecycle: load, warm up, converse, stop cleanly.
 
-Start order: engine (loaded and warmed in its own thread) → thinking clips → LLM backend →
+Start order: engine (loaded and warmed in its own thread) → thinking clips (the persona's
+rendered ones, rendered now if ``voice.render_clips: auto`` and missing) → LLM backend →
 memory writers → audio → READY=1. A first SIGTERM/SIGINT asks the controller to stop after
 the current frame; audio fades out, memory is flushed, the session's last journal entry is
 written, and the process exits 0. A second signal exits at once. A crash in any task is
@@ -189,7 +190,10 @@ class Daemon:
         await worker.start()
         try:
             budget = check_budget(cfg, voice_frames=worker.engine.voice_frames)
-            clips = ThinkingClips.load(cfg.voice)
+            # The persona's own rendered clips (rendered here, before READY, if needed).
+            from entropi.engine.render import thinking_clips
+
+            clips = await worker.call(thinking_clips, worker.engine, cfg)
             deadline = cfg.secondary_model.deadline_seconds or clips.longest_seconds + 1.0
             log.info("engine ready", voice_frames=budget.voice_frames,
                      context=budget.context_window, needed=budget.needed,

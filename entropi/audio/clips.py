@@ -44,9 +44,11 @@ class ThinkingClips:
         return max(c.size for c in self.clips) / SAMPLE_RATE
 
     @classmethod
-    def load(cls, voice: VoiceSection, target_dbfs: float | None = None) -> ThinkingClips:
-        """Read the clip folder; InputError names the folder or file and the fix."""
-        folder = Path(voice.thinking_clips)
+    def load(cls, voice: VoiceSection, target_dbfs: float | None = None,
+             folder: Path | None = None) -> ThinkingClips:
+        """Read the clip folder (``voice.thinking_clips`` unless ``folder`` is given, e.g. the
+        persona's rendered clips); InputError names the folder or file and the fix."""
+        folder = Path(voice.thinking_clips if folder is None else folder)
         hint = "run scripts/make_thinking_clips.sh or point voice.thinking_clips at WAV clips"
         if not folder.is_dir():
             raise InputError(f"voice.thinking_clips: {folder} is not a folder; {hint}")
@@ -66,12 +68,19 @@ def _prepare(path: Path, max_seconds: float, target_dbfs: float) -> np.ndarray:
     if seconds > max_seconds:
         raise InputError(f"{path}: thinking clip is {seconds:.2f} s long, over "
                          f"voice.max_clip_seconds ({max_seconds:g} s); shorten it")
+    if active_dbfs(pcm) < SILENT_CLIP_DBFS:
+        raise InputError(f"{path}: thinking clip is silent ({active_dbfs(pcm):.0f} dBFS); "
+                         f"replace it")
+    return level_and_fade(pcm, target_dbfs)
+
+
+def level_and_fade(pcm: np.ndarray, target_dbfs: float) -> np.ndarray:
+    """Gain to ``target_dbfs`` active level (never past -1 dBFS peak), then 10 ms fades."""
     level = active_dbfs(pcm)
-    if level < SILENT_CLIP_DBFS:
-        raise InputError(f"{path}: thinking clip is silent ({level:.0f} dBFS); replace it")
     gain = 10.0 ** ((target_dbfs - level) / 20.0)
     peak = float(np.max(np.abs(pcm)))
-    gain = min(gain, PEAK_LIMIT / peak)
+    if peak > 0:
+        gain = min(gain, PEAK_LIMIT / peak)
     return apply_fades(pcm * gain, FADE_SECONDS)
 
 

@@ -45,6 +45,10 @@ BAD = [
      ["model:", "model.moshi_weight", "model.tokenizer"]),
     ("list-item", "secondary_model:\n  fallback_models: [a, 3]\n", {},
      ["secondary_model.fallback_models[1]:", "3 is not valid"]),
+    ("no-thinking-lines", "voice:\n  thinking_lines: []\n", {},
+     ["voice.thinking_lines:", "needs at least one line", "line 2"]),
+    ("clip-bounds", "voice:\n  min_clip_seconds: 3\n", {},
+     ["voice:", "min_clip_seconds (3) must be below max_clip_seconds (3)"]),
 ]
 
 
