@@ -283,8 +283,8 @@ DeviceRef = str | int
 
 
 class AudioSection(Section):
-    input: Literal["device", "wav"] = "device"
-    output: Literal["device", "wav"] = "device"
+    input: Literal["device", "wav", "websocket"] = "device"
+    output: Literal["device", "wav", "websocket"] = "device"
     input_device: DeviceRef | None = None
     output_device: DeviceRef | None = None
     input_wav: ConfigPath | None = None
@@ -300,6 +300,31 @@ class AudioSection(Section):
             raise ValueError("input 'wav' needs audio.input_wav")
         if self.output == "wav" and self.output_wav is None:
             raise ValueError("output 'wav' needs audio.output_wav")
+        if (self.input == "websocket") != (self.output == "websocket"):
+            raise ValueError("websocket is both ends of the call: set audio.input and "
+                             "audio.output to websocket together")
+        return self
+
+
+class ServerSection(Section):
+    """The websocket server for remote callers (``audio.input/output: websocket``)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8998, ge=0, le=65535)
+    tls_cert: ConfigPath | None = None
+    tls_key: ConfigPath | None = None
+    token_env: str = Field("ENTROPI_SERVER_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    allow_text_prompt: bool = False
+    max_text_prompt_chars: int = Field(2000, ge=1, le=20000)
+    max_message_bytes: int = Field(1 << 20, ge=1024, le=64 << 20)
+    send_queue_messages: int = Field(250, ge=4, le=5000)
+    send_timeout_seconds: float = Field(5.0, gt=0, le=300)
+    idle_timeout_seconds: float = Field(30.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServerSection:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("TLS needs both server.tls_cert and server.tls_key")
         return self
 
 
@@ -336,6 +361,7 @@ class Config(Section):
     sampling: SamplingSection = SamplingSection()
     secondary_model: SecondaryModelSection = SecondaryModelSection()
     audio: AudioSection = AudioSection()
+    server: ServerSection = ServerSection()
     memory: MemorySection = MemorySection()
     logging: LoggingSection = LoggingSection()
     service: ServiceSection = ServiceSection()

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from entropi.audio import ClipPlayer, Cut, PauseDetector
-from entropi.audio.transport import AudioTransport, active_speakers
+from entropi.audio.transport import AudioTransport, active_speakers, emit_text
 from entropi.config import Config
 from entropi.constants import FRAME_SECONDS
 from entropi.llm import CompactionResult, Compactor, Utterance
@@ -178,6 +178,7 @@ class PersonaPlexController:
         out = await self.engine.step(pcm)
         model_s = time.perf_counter() - t_model
         self.audio.write_frame(out.pcm)
+        emit_text(self.audio, out.text)
         self.window.frames += 1
         self.totals.live_frames += 1
         elapsed = self.window.frames * FRAME_SECONDS

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from entropi.audio import ClipPlayer, ThinkingClips, open_audio
+from entropi.audio import AudioTransport, ClipPlayer, ThinkingClips, open_audio
 from entropi.config import Config, check_budget
 from entropi.controller import PersonaPlexController, RunTotals, State, WindowStats
 from entropi.errors import EntropiError
@@ -95,6 +95,11 @@ class Daemon:
         self._live: dict[str, Any] = {"state": "starting"}
         self._status_due = asyncio.Event()
         self._status_closing = False
+        self.stop_requested = asyncio.Event()
+        self.feed: Any = None  # the web page's LiveFeed, when remote callers are served
+        self.on_live: Any = None  # called when a conversation's first window goes live
+        self.calls: list[dict[str, Any]] = []  # per remote call: latency samples, problems
+        self._ended: WindowStats | None = None
 
     # ------------------------------------------------------------------ signals
 
@@ -107,6 +112,7 @@ class Daemon:
         log.info("stopping", signal=name)
         self.notifier.stopping()
         self._live["state"] = "stopping"
+        self.stop_requested.set()  # a daemon waiting for a caller stops waiting
         if self.controller is not None:
             self.controller.request_stop()
         else:
@@ -120,10 +126,37 @@ class Daemon:
         self._live.update(state=state.value, window=w.number, prompt_tokens=w.prompt_tokens,
                           last_end=w.end_reason or None, last_restart_ms=round(w.restart_ms, 1),
                           last_handover_ms=round(w.handover_ms, 1))
-        if state is State.LIVE:
+        if state is State.THINKING:
+            self._ended = w
+            log.info("window_end", window=w.number, frames=w.frames, end=w.end_reason)
+            self.publish("window_end", window=w.number, seconds=round(w.seconds, 2),
+                         end=w.end_reason)
+            self.publish("state", state="thinking", window=w.number)
+        elif state is State.LIVE:
             self.notifier.status(f"window {w.number} live, prompt {w.prompt_tokens} tokens, "
                                  f"last handover {w.handover_ms:.0f} ms")
+            ended, self._ended = self._ended, None
+            prompt = self.controller.prompt if self.controller is not None else None
+            if ended is not None:  # its handover is over: compaction figures are known
+                self._live.update(last_compaction_ms=round(ended.compaction_ms, 1),
+                                  last_fallback=ended.fallback, last_prompt=prompt)
+                self.publish("handover", window=ended.number, fallback=ended.fallback,
+                             compaction_ms=round(ended.compaction_ms, 1),
+                             handover_ms=round(ended.handover_ms, 1), prompt=prompt)
+            self.publish("state", state="live", window=w.number)
+            if w.number == 1 and self.on_live is not None:
+                self.on_live()  # primed: the caller gets the handshake now
         self._status_due.set()  # the file is written off the frame loop, right away
+
+    def publish(self, kind: str, **data: Any) -> None:
+        """An event for the web page's live view (nothing when no server runs)."""
+        if self.feed is not None:
+            self.feed.publish(kind, **data)
+
+    def set_state(self, state: str, **extra: Any) -> None:
+        self._live.update(state=state, **extra)
+        self.publish("state", state=state, **extra)
+        self._status_due.set()
 
     def _on_frame(self) -> None:
         # WATCHDOG=1 comes from the audio loop itself: a stalled loop gets restarted.
@@ -174,55 +207,69 @@ class Daemon:
     async def _converse(self, worker, clips: ThinkingClips, deadline: float,
                         t_start: float) -> int:
         cfg = self.cfg
-        player = ClipPlayer(clips, gap_fill=cfg.voice.clip_gap_fill,
-                            noise_dbfs=cfg.voice.comfort_noise_dbfs)
-        async with open_llm(cfg.secondary_model) as client:
-            compactor = Compactor(client, cfg, count_tokens=worker.engine.tokenizer.count,
-                                  deadline_s=deadline)
-            memory = MemoryService(cfg.memory, persona_name=cfg.conversation.persona_name)
-            await memory.start()
-            audio = open_audio(cfg.audio)
-            await audio.start()
-            controller = PersonaPlexController(
-                cfg, worker, audio, compactor, memory, player, max_windows=self.opts.max_windows,
-                on_window=self._on_window, on_frame=self._on_frame)
-            self.controller = controller
-            if self._stop_before_ready:
-                controller.request_stop()
-            self.notifier.ready(status="ready: priming first window")
-            log.info("ready", load_s=round(time.perf_counter() - t_start, 2),
-                     deadline_s=round(deadline, 2), clips=len(clips))
-            t_run = time.perf_counter()
+        async with open_llm(cfg.secondary_model) as client, asyncio.TaskGroup() as tg:
+            # The status writer outlives single conversations (the daemon may wait for the
+            # next caller); a crash in it ends the run like one in the controller.
+            tg.create_task(self._status_writer(), name="status-writer")
             try:
-                totals = await self._supervise(controller)
+                if cfg.audio.input == "websocket":
+                    from entropi.server.calls import serve_callers
+
+                    await serve_callers(self, worker, client, clips, deadline)
+                else:
+                    audio = open_audio(cfg.audio)
+                    await audio.start()
+                    self.notifier.ready(status="ready: priming first window")
+                    log.info("ready", load_s=round(time.perf_counter() - t_start, 2),
+                             deadline_s=round(deadline, 2), clips=len(clips))
+                    await self._conversation(cfg, worker, client, clips, deadline, audio)
             finally:
-                # Always: fade out, drop LLM work, flush memory, last journal entry, even
-                # after a crash. Cancelling first frees llama.cpp from answers nobody needs.
-                await audio.close()
-                await compactor.aclose()
-                totals = controller.totals
-                self.summary = summarize(totals, cfg, time.perf_counter() - t_run,
-                                         audio.stats(), memory.stats())
-                await memory.write_session_end(
-                    f"Session ended after {totals.windows} windows "
-                    f"({self.summary['audio_seconds']:.0f} s of audio).")
-                await memory.stop()
-                self.summary["memory_entries_written"] = memory.stats().get("entries_written")
+                # Let a write in flight finish (a thread can't be cancelled) before the last.
+                self._status_closing = True
+                self._status_due.set()
         self._live["state"] = "stopped"
         write_status(cfg.service.status_file, self._live | {"summary": self.summary})
         return EXIT_OK
 
+    async def _conversation(self, cfg: Config, worker, client, clips: ThinkingClips,
+                            deadline: float, audio: AudioTransport) -> None:
+        """One conversation on ``audio``: prime, talk, then flush memory and journal it."""
+        player = ClipPlayer(clips, gap_fill=cfg.voice.clip_gap_fill,
+                            noise_dbfs=cfg.voice.comfort_noise_dbfs)
+        compactor = Compactor(client, cfg, count_tokens=worker.engine.tokenizer.count,
+                              deadline_s=deadline)
+        memory = MemoryService(cfg.memory, persona_name=cfg.conversation.persona_name)
+        await memory.start()
+        controller = PersonaPlexController(
+            cfg, worker, audio, compactor, memory, player, max_windows=self.opts.max_windows,
+            on_window=self._on_window, on_frame=self._on_frame)
+        self.controller = controller
+        if self._stop_before_ready:
+            controller.request_stop()
+        t_run = time.perf_counter()
+        try:
+            await self._supervise(controller)
+        finally:
+            # Always: fade out, drop LLM work, flush memory, last journal entry, even
+            # after a crash. Cancelling first frees llama.cpp from answers nobody needs.
+            await audio.close()
+            await compactor.aclose()
+            totals = controller.totals
+            self.summary = summarize(totals, cfg, time.perf_counter() - t_run,
+                                     audio.stats(), memory.stats())
+            await memory.write_session_end(
+                f"Session ended after {totals.windows} windows "
+                f"({self.summary['audio_seconds']:.0f} s of audio).")
+            await memory.stop()
+            self.summary["memory_entries_written"] = memory.stats().get("entries_written")
+            self.controller = None
+
     async def _supervise(self, controller: PersonaPlexController) -> RunTotals:
-        """Run the controller beside the status writer; a crash in either ends both."""
+        """Run the controller beside its stop guard; a crash in either ends both."""
         async with asyncio.TaskGroup() as tg:
-            status = tg.create_task(self._status_writer(), name="status-writer")
             run = tg.create_task(controller.run(), name="controller")
             guard = tg.create_task(self._stop_guard(controller), name="stop-guard")
             totals = await run
-            # Let a write in flight finish (a thread can't be cancelled) before the final one.
-            self._status_closing = True
-            self._status_due.set()
-            await status
             guard.cancel()
         return totals
 

@@ -286,6 +286,9 @@ def open_audio(cfg: AudioSection) -> AudioIO:
     """
     wav_in = None
     input_device = output_device = None
+    if cfg.input == "websocket":
+        raise InputError("audio.input: websocket calls are opened by the server "
+                         "(entropi.server), not by open_audio")
     if cfg.output == "wav" and cfg.output_wav is not None and cfg.input_wav is not None and \
             cfg.output_wav.resolve() == cfg.input_wav.resolve():
         raise InputError(f"audio.output_wav: {cfg.output_wav} is also the input; "

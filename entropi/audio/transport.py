@@ -38,3 +38,10 @@ def active_speakers(audio: object) -> Sequence[str]:
     know them (Discord); empty for a microphone, a WAV file or a single caller."""
     names = getattr(audio, "active_speakers", None)
     return names() if callable(names) else ()
+
+
+def emit_text(audio: object, text: str | None) -> None:
+    """Hand the agent's text piece to transports that carry text (moshi's kind 2)."""
+    write = getattr(audio, "write_text", None)
+    if text and callable(write):
+        write(text)

@@ -46,6 +46,10 @@ def run(args: argparse.Namespace) -> int:
 
     preflight(cfg, args.summary_json)  # same checks as check-config, before any model loads
 
+    if cfg.audio.input == "websocket":
+        from entropi.server.protocol import server_token
+
+        server_token(cfg)  # a non-loopback bind without a token: refuse before loading
     from entropi.daemon import RunOptions, run_daemon
 
     return run_daemon(cfg, RunOptions(max_windows=args.max_windows,

@@ -1,0 +1,148 @@
+"""``entropi bench websocket``: N conversations one after another through the real server.
+
+A scripted client speaks moshi's protocol at real-time pace (``--speed`` > 1 sends faster
+than the model is clocked, the deliberately broken case). Reports frames sent and answered,
+frames lost, and the latency the server adds: from a frame's arrival to its reply leaving,
+minus the controller's step (model) time.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+HELP = "N scripted conversations through the websocket server; added latency, lost frames"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", default="config.demo.yaml", metavar="PATH")
+    p.add_argument("--conversations", type=int, default=3, metavar="N")
+    p.add_argument("--seconds", type=float, default=10.0, help="speech per conversation")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="client pace relative to real time (above 1 overruns the model)")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    import asyncio
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    from entropi.config import load_config
+    from entropi.daemon import Daemon, RunOptions
+
+    cfg = load_config(args.config)
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Path(tmp)
+        cfg = cfg.model_copy(update={
+            "audio": cfg.audio.model_copy(update={"input": "websocket", "output": "websocket"}),
+            "server": cfg.server.model_copy(update={"host": "127.0.0.1", "port": 0}),
+            "memory": cfg.memory.model_copy(update={"journal_dir": t / "journal",
+                                                     "profile_path": t / "profile.json"}),
+            "conversation": cfg.conversation.model_copy(update={"transcript_file": None}),
+            "service": cfg.service.model_copy(update={"status_file": t / "status.json",
+                                                       "watchdog": False})})
+        daemon = Daemon(cfg, RunOptions())
+        client = asyncio.run(_drive(daemon, args))
+    def pct(key: str, q: float) -> float | None:
+        values = [ms for call in daemon.calls for ms in call[key]]
+        return round(float(np.percentile(values, q)), 3) if values else None
+
+    lost = sum(c["sent"] - c["answered"] for c in client)
+    return {
+        "conversations": len(client),
+        "frames": sum(c["sent"] for c in client),
+        "frames_answered": sum(c["answered"] for c in client),
+        "frames_lost": lost,
+        "server_dropped_in": sum(c["dropped_in"] for c in daemon.calls),
+        "added_latency_ms_p50": pct("added_ms", 50),
+        "added_latency_ms_p99": pct("added_ms", 99),
+        "added_latency_ms_max": pct("added_ms", 100),
+        "send_ms_p50": pct("send_ms", 50),  # part of added: Opus encode + websocket send
+        "send_ms_p99": pct("send_ms", 99),
+        "queue_wait_ms_p50": pct("wait_ms", 50),  # part of added: behind slower model steps
+        "queue_wait_ms_p99": pct("wait_ms", 99),
+        "model_step_ms_p50": pct("step_ms", 50),  # excluded from added
+        "model_step_ms_p99": pct("step_ms", 99),
+        "handshake_ms_p50": round(float(np.median([c["handshake_ms"] for c in client])), 1),
+        "speed": args.speed,
+        "config": str(args.config),
+    }
+
+
+async def _drive(daemon: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
+    import asyncio
+
+    serve = asyncio.create_task(daemon.serve())
+    try:
+        results = []
+        for k in range(args.conversations):
+            port = await _waiting(daemon, serve, conversations=k)
+            results.append(await _conversation(port, args.seconds, args.speed))
+        await _waiting(daemon, serve, conversations=args.conversations)
+    finally:
+        daemon.stop_requested.set()
+        await serve
+    return results
+
+
+async def _waiting(daemon: Any, serve: Any, conversations: int) -> int:
+    import asyncio
+
+    while not (daemon._live.get("state") == "waiting"
+               and daemon._live.get("conversations") == conversations):
+        if serve.done():
+            serve.result()  # re-raise why the daemon stopped
+            raise RuntimeError("the daemon stopped early")
+        await asyncio.sleep(0.05)
+    return int(daemon._live["port"])
+
+
+async def _conversation(port: int, seconds: float, speed: float) -> dict[str, Any]:
+    import asyncio
+    import time
+
+    import aiohttp
+    import numpy as np
+    import sphn
+
+    from entropi.constants import FRAME_SECONDS, FRAME_SIZE, SAMPLE_RATE
+
+    rng = np.random.default_rng(0)
+    writer = sphn.OpusStreamWriter(SAMPLE_RATE)
+    n = int(seconds / FRAME_SECONDS)
+    # Bursts of noise and silence: "speech" with pauses, so windows end now and then.
+    pages = []
+    for k in range(n):
+        loud = 0.1 if (k // 25) % 2 == 0 else 0.0
+        pcm = (rng.standard_normal(FRAME_SIZE) * loud).astype(np.float32)
+        pages.append(b"\x01" + writer.append_pcm(pcm))
+    answered = 0
+    async with aiohttp.ClientSession() as s, s.ws_connect(f"ws://127.0.0.1:{port}/api/chat") as ws:
+        t0 = time.perf_counter()
+        first = await ws.receive_bytes(timeout=120)
+        assert first == b"\x00", first
+        handshake_ms = (time.perf_counter() - t0) * 1e3
+
+        async def reader() -> None:
+            nonlocal answered
+            async for msg in ws:
+                if msg.type == aiohttp.WSMsgType.BINARY and msg.data[:1] == b"\x01":
+                    answered += 1
+
+        task = asyncio.create_task(reader())
+        start = time.perf_counter()
+        for k, page in enumerate(pages):
+            await ws.send_bytes(page)
+            due = start + (k + 1) * FRAME_SECONDS / speed
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        # Replies still in flight: wait until they stop coming.
+        last, still = -1, time.perf_counter()
+        while time.perf_counter() - still < 1.0 and answered < n:
+            if answered != last:
+                last, still = answered, time.perf_counter()
+            await asyncio.sleep(0.05)
+        await ws.close()
+        task.cancel()
+    return {"sent": n, "answered": answered, "handshake_ms": handshake_ms}

@@ -1,0 +1,92 @@
+"""The daemon's life with remote callers: wait, converse, flush, wait for the next one.
+
+Each call gets a fresh conversation (its own compactor, memory session and controller) on
+the one loaded engine and LLM. The handshake goes out only once the persona is primed. While
+nobody is connected, or while a connected caller sends nothing, a timer keeps systemd's
+watchdog fed; a controller stuck with audio waiting for it still starves the watchdog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+from entropi.logs import get_logger
+from entropi.server.app import ChatServer
+from entropi.server.feed import LiveFeed
+
+if TYPE_CHECKING:
+    from entropi.audio.websocket import WebSocketTransport
+    from entropi.daemon import Daemon
+
+log = get_logger(__name__)
+
+_PING_SECONDS = 1.0
+
+
+async def serve_callers(daemon: Daemon, worker: Any, client: Any, clips: Any,
+                        deadline: float) -> None:
+    cfg = daemon.cfg
+    daemon.feed = LiveFeed()
+    server = ChatServer(cfg, daemon.feed, status=lambda: dict(daemon._live))
+    await server.start()
+    daemon.notifier.ready(status=f"waiting for a caller on port {server.port}")
+    call: WebSocketTransport | None = None
+
+    def idle() -> bool:
+        return call is None or call.waiting_for_input
+
+    pinger = asyncio.create_task(_watchdog(daemon, idle), name="watchdog-pinger")
+    conversations = 0
+    try:
+        while not daemon.stop_requested.is_set():
+            daemon.set_state("waiting", port=server.port, conversations=conversations)
+            call = await _next_call(server, daemon.stop_requested)
+            if call is None:
+                break
+            conversations += 1
+            daemon.set_state("priming", conversation=conversations, remote=call.remote,
+                             window=0)
+            daemon.on_live = call.go_live
+            try:
+                await daemon._conversation(call.request.config(cfg), worker, client, clips,
+                                           deadline, call)
+            finally:
+                daemon.on_live = None
+                daemon.calls.append({"added_ms": list(call.added_ms),
+                                     "wait_ms": list(call.wait_ms),
+                                     "send_ms": list(call.send_ms),
+                                     "step_ms": list(call.step_ms),
+                                     "dropped_in": call.stats().dropped_in, **call.counts})
+                log.info("conversation_over", conversation=conversations, reason=call.end_reason,
+                         windows=daemon.summary.get("windows"))
+                daemon.publish("call_ended", conversation=conversations,
+                               reason=call.end_reason)
+                call = None
+                server.release()
+        if daemon.summary:  # the last conversation's summary, and how many there were
+            daemon.summary["conversations"] = conversations
+    finally:
+        pinger.cancel()
+        await server.stop()
+
+
+async def _next_call(server: ChatServer, stop: asyncio.Event) -> WebSocketTransport | None:
+    getter = asyncio.ensure_future(server.next_call())
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if getter.done():
+        return getter.result()
+    getter.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await getter
+    return None
+
+
+async def _watchdog(daemon: Daemon, idle) -> None:
+    while True:
+        await asyncio.sleep(_PING_SECONDS)
+        if idle():
+            daemon.notifier.watchdog()
