@@ -8,7 +8,6 @@ command refuses rather than guess. Changed files are replaced atomically.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from datetime import UTC, datetime
 
@@ -154,19 +153,13 @@ def _purge(args, journal, store) -> int:
 
 
 def _forget(args, journal, store) -> int:
+    from entropi.memory.forget import forget_person, known_about
+
     name = " ".join(args.person.split())
     if not name:
         raise UsageError("memory forget: PERSON is empty")
-    pattern = re.compile(rf"(?<!\w){re.escape(name)}(?!\w)", re.IGNORECASE)
-
-    def doomed(entry) -> bool:
-        return bool(pattern.search(entry.text()))
-
-    count = sum(1 for e in journal.read_all() if doomed(e))
-    profile = store.load()
-    in_profile = profile.person(name) is not None or any(
-        pattern.search(t) for t in [*profile.reflections, *(n for p in profile.people
-                                                            for n in p.notes)])
+    known = known_about(journal, store, name)
+    count, in_profile = len(known.entries), known.in_profile
     if count == 0 and not in_profile:
         print(f"nothing is remembered about {name}")
         return 0
@@ -175,19 +168,7 @@ def _forget(args, journal, store) -> int:
     if not confirm(f"Delete {what}?", args.yes, "forget"):
         print("nothing deleted")
         return 1
-    removed = journal.remove(doomed)
-
-    def drop(profile):  # the person's record and any note or reflection naming them
-        key = name.casefold()
-        people = [p.model_copy(update={"notes": [n for n in p.notes if not pattern.search(n)]})
-                  for p in profile.people if p.name.casefold() != key]
-        return profile.model_copy(update={
-            "people": people,
-            "reflections": [r for r in profile.reflections if not pattern.search(r)]})
-
-    if in_profile:
-        store.update(drop)
-        journal.mark_purged()
+    removed = forget_person(journal, store, name, in_profile)
     print(f"deleted {removed} journal entries" + (f"; {name} removed from the profile"
                                                    if in_profile else ""))
     return 0
