@@ -108,7 +108,7 @@ class DiscordTransport:
         self.link = link
         self.gate = gate
         self.clock: Clock = clock or LoopClock()
-        self.mixer = InputMixer(max_buffer_frames=queue_frames // 2 or 1,
+        self.mixer = InputMixer(max_buffer_frames=queue_frames,
                                 speech_dbfs=speech_dbfs)
         self.chunker = OutputChunker(queue_frames, prebuffer_frames=jitter_frames)
         self.sink = EntropiSink(self)
