@@ -124,6 +124,6 @@ def schedule_talk(clock: SimClock, voice: VoiceThread, sink, member: SimMember,
 def schedule_player(clock: SimClock, source, start: float, end: float,
                     reads: list[int]) -> None:
     """py-cord's player: ``source.read()`` every 20 ms; the lengths go to ``reads``."""
-    n = int(round((end - start) / PACKET_SECONDS))
+    n = round((end - start) / PACKET_SECONDS)
     for i in range(n):
         clock.at(start + i * PACKET_SECONDS, lambda: reads.append(len(source.read())))
