@@ -10,6 +10,7 @@ conversation, and the systemd watchdog keeps being fed while the bot waits to re
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Hashable, Sequence
 from typing import Any, Protocol
 
@@ -32,10 +33,10 @@ class Clock(Protocol):
 
 
 class LoopClock:
-    """The event loop's monotonic clock (the default)."""
+    """The monotonic clock (asyncio's own); read from py-cord's threads too."""
 
     def now(self) -> float:
-        return asyncio.get_running_loop().time()
+        return time.monotonic()
 
     async def sleep_until(self, t: float) -> None:
         delay = t - self.now()
@@ -117,7 +118,7 @@ class DiscordTransport:
         self._names: dict[int, str] = {}
         self._speakers: list[str] = []
         self._stats = AudioStats()
-        self._t0 = 0.0
+        self._t0: float | None = None
         self._k = 0
         self._closed = False
 
@@ -139,11 +140,12 @@ class DiscordTransport:
 
     async def start(self) -> None:
         await self.link.start(self.sink, self.source)
-        self._t0 = self.clock.now()
 
     async def read_frame(self) -> np.ndarray | None:
         if self._closed:
             return None
+        if self._t0 is None:  # the clock starts with the first read, after priming
+            self._t0 = self.clock.now()
         due = self._t0 + (self._k + 1) * FRAME_SECONDS
         await self.clock.sleep_until(due)
         if self._closed:
