@@ -13,6 +13,7 @@ from entropi.config import DiscordSection
 from entropi.discord.consent import ConsentGate, ConsentStore
 from entropi.discord.simulate import SimClock, VoiceThread
 from entropi.discord.transport import DiscordTransport
+from tests.daemon.conftest import daemon, model_cache  # noqa: F401 (the daemon fixtures)
 
 
 def espeak(text: str, out: Path) -> np.ndarray:

@@ -35,7 +35,7 @@ def _setup(tmp_path):
 
 
 def test_remember_forget_and_what_do_you_know_on_real_files(tmp_path):
-    cfg, journal, store, consent, commands = _setup(tmp_path)
+    _, journal, store, consent, commands = _setup(tmp_path)
     assert not consent.remembers(ANN)  # opt-in by default
     assert "remember" in commands.remember_me(ANN, "Ann")
     # Persisted beside the profile, private, and read back by a fresh store.

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from entropi.discord.consent import ConsentStore
-from tests.daemon.conftest import daemon, log_events, model_cache  # noqa: F401 (fixtures)
+from tests.daemon.conftest import log_events
 from tests.discord.conftest import espeak
 
 pytestmark = pytest.mark.slow
