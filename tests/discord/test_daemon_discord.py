@@ -80,3 +80,8 @@ def test_daemon_hears_two_people_and_writes_only_the_opted_in_one(daemon, tmp_pa
     status = json.loads((daemon.dir / "status.json").read_text())
     assert status["discord"]["opted_in"] == ["Ann"] and status["discord"]["channel"] == "loopback"
     assert any(e.get("event") == "window" for e in log_events(text))
+    shown = subprocess.run([sys.executable, "-m", "entropi", "status", "--config",
+                            str(daemon.dir / "config.yaml")], capture_output=True, text=True,
+                           timeout=60, cwd=daemon.dir).stdout
+    assert "discord channel: loopback" in shown and "present: Ann, Bob" in shown
+    assert "opted in: Ann" in shown
