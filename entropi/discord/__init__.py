@@ -48,7 +48,7 @@ def open_discord(cfg: Config) -> DiscordTransport:
     store = ConsentStore(consent_path(cfg), default_remember=cfg.discord.consent == "opt_out")
     transport = DiscordTransport(cfg.discord, link=None,  # type: ignore[arg-type]
                                  gate=ConsentGate(store), queue_frames=cfg.audio.queue_frames,
-                                 jitter_frames=1,
+                                 jitter_frames=cfg.audio.jitter_frames,
                                  speech_dbfs=cfg.window.vad_threshold_dbfs - 10)
     transport.link = make_link(cfg, token, ConsentCommands(cfg, store), transport)
     return transport
