@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -127,7 +128,11 @@ class DiscordLink:
 
     def _attach(self) -> None:
         assert self._vc is not None and self._sink is not None and self._source is not None
-        self._vc.start_recording(self._sink)
+        # py-cord 2.8.1's decoder reads sink.client (members, DAVE session) but nothing sets it.
+        self._sink.vc = self._vc
+        with warnings.catch_warnings():  # its "reception may be broken under DAVE" notice
+            warnings.simplefilter("ignore", RuntimeWarning)
+            self._vc.start_recording(self._sink)
         self._vc.play(self._source)
 
     async def _keep_joined(self) -> None:
