@@ -56,6 +56,7 @@ class DiscordLink:
         self._tasks: list[asyncio.Task[Any]] = []
         self._closing = False
         self.rejoins = 0
+        self._sleep = asyncio.sleep  # tests shorten the backoff waits
         self._register()
 
     # ------------------------------------------------------------------ start
@@ -125,12 +126,15 @@ class DiscordLink:
                                f"({exc or 'timed out'})") from None
         self._attach()
         log.info("discord_joined", channel=self._channel.name, guild=self._channel.guild.name)
+        log.warning("discord_receive_experimental", detail="py-cord 2.8.1 warns that voice "
+                    "receive under DAVE may not work yet (pycord issue 3139); if the agent "
+                    "hears only silence, check `entropi status` and the README checklist")
 
     def _attach(self) -> None:
         assert self._vc is not None and self._sink is not None and self._source is not None
         # py-cord 2.8.1's decoder reads sink.client (members, DAVE session) but nothing sets it.
         self._sink.vc = self._vc
-        with warnings.catch_warnings():  # its "reception may be broken under DAVE" notice
+        with warnings.catch_warnings():  # said once, as a log line, in _join
             warnings.simplefilter("ignore", RuntimeWarning)
             self._vc.start_recording(self._sink)
         self._vc.play(self._source)
@@ -139,12 +143,12 @@ class DiscordLink:
         """Rejoin after a voice disconnect, with backoff; the local clock keeps running."""
         delay = 1.0
         while not self._closing:
-            await asyncio.sleep(1.0)
+            await self._sleep(1.0)
             if self._vc is not None and self._vc.is_connected():
                 delay = 1.0
                 continue
             log.warning("discord_voice_lost", retry_in_s=delay)
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
             try:
                 with contextlib.suppress(Exception):
                     await self._vc.disconnect(force=True)

@@ -3,8 +3,10 @@ loopback stand-in for Discord's REST API (gateway and voice cannot run offline).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import types
 
 import pytest
 from aiohttp import web
@@ -79,3 +81,57 @@ async def test_channel_problems(monkeypatch, tmp_path, channel, message):
         with pytest.raises(DiscordError, match=message):
             await link._find_channel()
         await link.close()
+
+
+class _VC:
+    def __init__(self, connected: bool) -> None:
+        self.connected = connected
+        self.recording = self.playing = None
+
+    def is_connected(self) -> bool:
+        return self.connected
+
+    def start_recording(self, sink) -> None:
+        self.recording = sink
+
+    def play(self, source) -> None:
+        self.playing = source
+
+    async def disconnect(self, force: bool = False) -> None:
+        self.connected = False
+
+
+class _Channel:
+    """A voice channel whose connect fails twice (network down), then works."""
+
+    name = "talk"
+
+    def __init__(self) -> None:
+        self.tries = 0
+
+    async def connect(self, timeout: float, reconnect: bool = True) -> _VC:
+        self.tries += 1
+        if self.tries <= 2:
+            raise TimeoutError("voice server unreachable")
+        return _VC(True)
+
+
+async def test_rejoins_with_backoff_and_reattaches(tmp_path):
+    link = _link(tmp_path, "good-token", 404)
+    waits: list[float] = []
+
+    async def sleep(s: float) -> None:
+        waits.append(s)
+        if link.rejoins or len(waits) > 20:
+            link._closing = True
+        await asyncio.sleep(0)
+
+    link._sleep = sleep
+    link._channel, link._vc = _Channel(), _VC(False)
+    link._sink, link._source = types.SimpleNamespace(vc=None), object()
+    await link._keep_joined()
+    assert link.rejoins == 1 and link._channel.tries == 3
+    assert waits[:6] == [1.0, 1.0, 1.0, 2.0, 1.0, 4.0]  # check, backoff 1, 2, 4 s
+    assert link._vc.recording is link._sink and link._vc.playing is link._source
+    assert link._sink.vc is link._vc
+    await link.bot.close()
