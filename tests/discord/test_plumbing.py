@@ -91,3 +91,20 @@ async def test_overlap_never_clips_and_a_flood_is_bounded(sim, speech):
     assert np.abs(out).max() > 0.9
     assert t.mixer.dropped_packets >= len(flood) - 8 * 4 - 1
     assert t.stats().dropped_in > 0
+
+
+async def test_listen_list_ignores_everyone_else(tmp_path, speech):
+    from entropi.config import DiscordSection
+    from entropi.discord.consent import ConsentGate, ConsentStore
+    from entropi.discord.simulate import SimClock, VoiceThread
+    from entropi.discord.transport import DiscordTransport
+    from tests.discord.conftest import NoNetwork
+
+    clock, voice = SimClock(), VoiceThread()
+    t = DiscordTransport(DiscordSection(guild_id=1, channel_id=2, listen=[ANN.id]), NoNetwork(),
+                         ConsentGate(ConsentStore(tmp_path / "c.json", False)), clock=clock)
+    await t.start()
+    schedule_talk(clock, voice, t.sink, BOB, to_packets(speech["bob"]), 0.1)
+    frames = [await t.read_frame() for _ in range(30)]
+    voice.close()
+    assert np.abs(np.concatenate(frames)).max() == 0.0 and t.mixer.packets == 0
