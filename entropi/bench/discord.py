@@ -97,6 +97,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         reads: list[int] = []
         schedule_player(clock, t.source, 0.0, total, reads)
         frame = np.zeros(FRAME_SIZE, dtype=np.float32)
+        clock.restart()
         wall0 = time.perf_counter()
         frames = 0
         while clock.now() < total - 0.08:

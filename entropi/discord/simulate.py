@@ -72,6 +72,10 @@ class SimClock:
     def now(self) -> float:
         return time.monotonic() - self._wall0 if self.real_time else self._t
 
+    def restart(self) -> None:
+        """Time 0 is now (real-time runs: after the traffic was scheduled, not before)."""
+        self._wall0 = time.monotonic()
+
     def at(self, t: float, fn: Callable[[], None]) -> None:
         heapq.heappush(self._events, (t, next(self._seq), fn))
 
