@@ -43,11 +43,11 @@ def test_daemon_hears_two_people_and_writes_only_the_opted_in_one(daemon, tmp_pa
     _config(daemon)
     espeak("Hello Ada, it is Ann. I walked up the big hill today.", tmp_path / "a.wav")
     espeak("Bob speaking. My secret plan involves marmalade.", tmp_path / "b.wav")
-    # Ann first; then Bob talks on and off for a while, so that some of it falls in a live
-    # window whatever the handovers' timing on a loaded machine.
+    # Ann first (a clear gap: a shared turn would be kept from the files); then Bob talks on
+    # and off, so some of it falls in a live window whatever the handovers' timing.
     script = [{"id": 11, "name": "Ann", "wav": str(tmp_path / "a.wav"), "at": 0.5},
               *({"id": 22, "name": "Bob", "wav": str(tmp_path / "b.wav"), "at": at}
-                for at in (4.0, 7.5, 11.0, 14.5, 18.0, 21.5))]
+                for at in (6.0, 9.5, 13.0, 16.5, 20.0, 23.5))]
     ConsentStore(daemon.dir / "discord_consent.json", False).set(11, "Ann", True)
     out = tmp_path / "sent.json"
     env = {**os.environ, "DISCORD_BOT_TOKEN": "not-used-offline",
