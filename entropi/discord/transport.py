@@ -139,7 +139,11 @@ class DiscordTransport:
     # ------------------------------------------------------------------ AudioTransport
 
     async def start(self) -> None:
-        await self.link.start(self.sink, self.source)
+        try:
+            await self.link.start(self.sink, self.source)
+        except BaseException:
+            await self.link.close()  # no half-open session left behind the one-line error
+            raise
 
     async def read_frame(self) -> np.ndarray | None:
         if self._closed:
