@@ -283,8 +283,8 @@ DeviceRef = str | int
 
 
 class AudioSection(Section):
-    input: Literal["device", "wav", "websocket"] = "device"
-    output: Literal["device", "wav", "websocket"] = "device"
+    input: Literal["device", "wav", "websocket", "discord"] = "device"
+    output: Literal["device", "wav", "websocket", "discord"] = "device"
     input_device: DeviceRef | None = None
     output_device: DeviceRef | None = None
     input_wav: ConfigPath | None = None
@@ -328,6 +328,19 @@ class ServerSection(Section):
         return self
 
 
+class DiscordSection(Section):
+    """The bot account that joins one voice channel (``audio.input/output: discord``)."""
+
+    token_env: str = Field("DISCORD_BOT_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    guild_id: int | None = Field(None, gt=0)
+    channel_id: int | None = Field(None, gt=0)
+    listen: Literal["everyone"] | list[Annotated[int, Field(gt=0)]] = "everyone"
+    consent: Literal["opt_in", "opt_out"] = "opt_in"
+    consent_file: ConfigPath | None = None  # None: discord_consent.json beside the profile
+    reconnect_max_seconds: float = Field(60.0, ge=1, le=3600)
+    connect_timeout_seconds: float = Field(30.0, gt=0, le=600)
+
+
 class MemorySection(Section):
     enabled: bool = True
     journal_dir: ConfigPath = Path("memory/journal")
@@ -365,8 +378,21 @@ class Config(Section):
     memory: MemorySection = MemorySection()
     logging: LoggingSection = LoggingSection()
     service: ServiceSection = ServiceSection()
+    discord: DiscordSection = DiscordSection()
 
     source_path: Path | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _discord_both_ends(self) -> Config:
+        ends = (self.audio.input, self.audio.output)
+        if "discord" in ends:
+            if ends != ("discord", "discord"):
+                raise ValueError("audio.input and audio.output must both be 'discord' "
+                                 "(the bot hears and speaks in the same voice channel)")
+            if self.discord.guild_id is None or self.discord.channel_id is None:
+                raise ValueError("audio 'discord' needs discord.guild_id and "
+                                 "discord.channel_id (right-click → Copy ID in Discord)")
+        return self
 
 
 # --------------------------------------------------------------------------- budget

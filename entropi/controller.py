@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from entropi.audio import ClipPlayer, Cut, PauseDetector
-from entropi.audio.transport import AudioTransport, active_speakers, emit_text
+from entropi.audio.transport import AudioTransport, active_speakers, emit_text, persisted
 from entropi.config import Config
 from entropi.constants import FRAME_SECONDS
 from entropi.llm import CompactionResult, Compactor, Utterance
@@ -284,11 +284,13 @@ class PersonaPlexController:
         result = await self.compactor.finish(started, utterances)
         w.compaction_ms = result.latency_ms
         w.fallback = result.fallback
+        # Consent: the live window used everything; the files get what may be kept.
+        kept = persisted(self.audio, utterances, result.prompt, result.memory)
         self.memory.submit(WindowRecord(
             window=w.number, started_at=started_at, ended_at=ended_at,
-            transcript=render(utterances), prompt=result.prompt,
-            directive=result.memory))
-        await self._log_transcript(w.number, started_at, ended_at, utterances, result.prompt)
+            transcript=render(kept.utterances), prompt=kept.prompt,
+            directive=kept.directive, people=kept.people))
+        await self._log_transcript(w.number, started_at, ended_at, kept.utterances, kept.prompt)
         prime = await self._prime(result.prompt, window=w.number + 1)
         w.restart_ms = prime.ms
         w.prompt_tokens = prime.tokens

@@ -173,6 +173,9 @@ class Daemon:
                 self._live.update(frames=c.totals.frames, windows=c.totals.windows,
                                   dead_air_frames=c.totals.dead_air_frames,
                                   audio=vars(c.audio.stats()))
+                info = getattr(c.audio, "status_info", None)  # Discord: channel, people
+                if callable(info):
+                    self._live["discord"] = info()
             await asyncio.to_thread(write_status, self.cfg.service.status_file, dict(self._live))
 
     # ------------------------------------------------------------------ lifecycle
@@ -186,6 +189,10 @@ class Daemon:
             loop.add_signal_handler(sig, self._on_signal, sig)
         t_start = time.perf_counter()
         write_status(cfg.service.status_file, self._live)
+        if cfg.audio.input == "discord":  # a missing token fails now, not after the model
+            from entropi.discord import require_token
+
+            require_token(cfg)
         self.notifier.status("loading model")
         worker = EngineWorker(cfg)
         await worker.start()
@@ -217,7 +224,7 @@ class Daemon:
 
                     await serve_callers(self, worker, client, clips, deadline)
                 else:
-                    audio = open_audio(cfg.audio)
+                    audio = open_audio(cfg.audio, cfg)
                     await audio.start()
                     self.notifier.ready(status="ready: priming first window")
                     log.info("ready", load_s=round(time.perf_counter() - t_start, 2),

@@ -68,3 +68,10 @@ class MemoryFileError(EntropiError):
 
     prefix = "memory error"
     exit_code = 6
+
+
+class DiscordError(EntropiError):
+    """The Discord bot cannot start: token missing or rejected, unknown channel, permission."""
+
+    prefix = "discord error"
+    exit_code = 2

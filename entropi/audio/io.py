@@ -19,8 +19,9 @@ from entropi.audio.devices import import_sounddevice, resolve_device
 from entropi.audio.queues import DropOldestQueue, JitterBuffer
 from entropi.audio.resample import StreamResampler
 from entropi.audio.stats import AudioStats
+from entropi.audio.transport import AudioTransport
 from entropi.audio.wav import ArraySource, WavStream, WavWriter, open_wav_source
-from entropi.config import AudioSection
+from entropi.config import AudioSection, Config
 from entropi.constants import FRAME_SECONDS, FRAME_SIZE, SAMPLE_RATE
 from entropi.errors import DeviceError, InputError
 from entropi.logs import get_logger
@@ -278,12 +279,18 @@ def _stop_and_close(stream: Any) -> None:
     stream.close()
 
 
-def open_audio(cfg: AudioSection) -> AudioIO:
-    """Build the AudioIO for ``cfg`` (input WAV opened, devices resolved) without starting it.
+def open_audio(cfg: AudioSection, full: Config | None = None) -> AudioTransport:
+    """Build the transport for ``cfg`` (input WAV opened, devices resolved) without starting
+    it; ``audio.input: discord`` builds the Discord bot's (``full`` is then the whole config).
 
     Problems surface here, before any model loads: InputError for a bad WAV, DeviceError for
     a device that does not exist (the message lists those that do).
     """
+    if cfg.input == "discord":
+        from entropi.discord import open_discord
+
+        assert full is not None, "the Discord transport needs the whole config"
+        return open_discord(full)
     wav_in = None
     input_device = output_device = None
     if cfg.input == "websocket":

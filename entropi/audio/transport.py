@@ -8,11 +8,15 @@ transports (websocket, Discord) sit beside it and keep their own clock and buffe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from entropi.audio.stats import AudioStats
+
+if TYPE_CHECKING:
+    from entropi.llm import Utterance
 
 
 @runtime_checkable
@@ -45,3 +49,21 @@ def emit_text(audio: object, text: str | None) -> None:
     write = getattr(audio, "write_text", None)
     if text and callable(write):
         write(text)
+@dataclass(frozen=True)
+class Persisted:
+    """What of a finished window may be written to journal, profile and transcript file."""
+
+    utterances: list[Utterance]
+    prompt: str
+    directive: dict[str, Any] | None
+    people: tuple[str, ...] = ()  # opted-in speakers heard, for the profile's people roster
+
+
+def persisted(audio: object, utterances: list[Utterance], prompt: str,
+              directive: dict[str, Any] | None) -> Persisted:
+    """The consent gate for transports that know who spoke (Discord): everything the live
+    window used, less what people who did not opt in said. Others keep it all."""
+    gate = getattr(audio, "persisted", None)
+    if callable(gate):
+        return gate(utterances, prompt, directive)
+    return Persisted(utterances, prompt, directive)

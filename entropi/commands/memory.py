@@ -8,7 +8,6 @@ command refuses rather than guess. Changed files are replaced atomically.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from datetime import UTC, datetime
 
@@ -175,19 +174,13 @@ def _purge(args, journal, store, transcript) -> int:
 
 
 def _forget(args, journal, store, transcript) -> int:
+    from entropi.memory.forget import forget_person, known_about
+
     name = " ".join(args.person.split())
     if not name:
         raise UsageError("memory forget: PERSON is empty")
-    pattern = re.compile(rf"(?<!\w){re.escape(name)}(?!\w)", re.IGNORECASE)
-
-    def doomed(entry) -> bool:
-        return bool(pattern.search(entry.text()))
-
-    count = sum(1 for e in journal.read_all() if doomed(e))
-    windows = sum(1 for b in transcript.blocks() if pattern.search(b)) if transcript else 0
-    profile = store.load()
-    in_profile = profile.person(name) is not None or any(
-        pattern.search(t) for t in _profile_texts(profile))
+    known = known_about(journal, store, name, transcript)
+    count, in_profile, windows = len(known.entries), known.in_profile, known.windows
     if count == 0 and windows == 0 and not in_profile:
         print(f"nothing is remembered about {name}")
         return 0
@@ -197,36 +190,10 @@ def _forget(args, journal, store, transcript) -> int:
     if not confirm(f"Delete {what}?", args.yes, "forget"):
         print("nothing deleted")
         return 1
-    removed = journal.remove(doomed)
-    if transcript is not None and windows:
-        transcript.remove(lambda block: bool(pattern.search(block)))
-
-    def drop(profile):  # the person's record and every list item naming them
-        key = name.casefold()
-        people = [p.model_copy(update={"notes": [n for n in p.notes if not pattern.search(n)]})
-                  for p in profile.people if p.name.casefold() != key]
-        lists = {field: [t for t in getattr(profile, field) if not pattern.search(t)]
-                 for field in _text_lists()}
-        return profile.model_copy(update={"people": people, **lists})
-
-    if in_profile:
-        store.update(drop)
-        journal.mark_purged()
+    removed = forget_person(journal, store, name, in_profile,
+                            transcript if windows else None)
     print(f"deleted {removed} journal entries" + (f" and {windows} transcript windows"
                                                    if windows else "")
           + (f"; {name} removed from the profile" if in_profile else ""))
     return 0
 
-
-def _text_lists() -> list[str]:
-    """Every free-text list of the profile (reflections, hobbies, tastes, any added later):
-    a hobby such as "chess with Maria" names a person as surely as a note does."""
-    from entropi.memory.profile import PersonaProfile
-
-    return [name for name, field in PersonaProfile.model_fields.items()
-            if field.annotation == list[str]]
-
-
-def _profile_texts(profile) -> list[str]:
-    return [*(t for field in _text_lists() for t in getattr(profile, field)),
-            *(n for p in profile.people for n in p.notes)]

@@ -34,4 +34,10 @@ def run(args: argparse.Namespace) -> int:
                     "last_handover_ms", "dead_air_frames", "audio"):
             if key in data:
                 print(f"  {key}: {data[key]}")
+        if "discord" in data:
+            d = data["discord"]
+            print(f"  discord channel: {d.get('channel')} "
+                  f"({'connected' if d.get('connected') else 'reconnecting'})")
+            print(f"  present: {', '.join(d.get('present') or []) or '(nobody)'}")
+            print(f"  opted in: {', '.join(d.get('opted_in') or []) or '(nobody)'}")
     return 0 if data["running"] else 3

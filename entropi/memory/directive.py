@@ -50,7 +50,9 @@ def validate_directive(raw: Any, window: int) -> MemoryDirective | None:
     if update is not None:
         try:
             directive = directive.model_copy(
-                update={"profile_update": ProfileUpdate.model_validate(update)})
+                update={"profile_update": ProfileUpdate.model_validate(
+                    {k: v for k, v in update.items() if k != "talked"}  # the daemon's key
+                    if isinstance(update, dict) else update)})
         except ValidationError as exc:
             log.warning("profile_update_invalid", window=window, problem=_problem(exc))
     return directive

@@ -43,6 +43,7 @@ class Person(_Strict):
     notes: list[str] = Field(default_factory=list, max_length=MAX_NOTES)
     first_seen: datetime | None = None
     last_seen: datetime | None = None
+    times_talked: int = Field(0, ge=0)  # windows they spoke in (Discord roster)
 
 
 class PersonaProfile(_Strict):
@@ -89,6 +90,8 @@ class ProfileUpdate(BaseModel):
     hobbies: list[str] = Field(default_factory=list, max_length=MAX_ITEMS)
     artistic_tastes: list[str] = Field(default_factory=list, max_length=MAX_ITEMS)
     people: list[PersonUpdate] = Field(default_factory=list, max_length=MAX_PEOPLE)
+    # Set by the daemon, not the LLM: opted-in people heard talking in one window.
+    talked: list[str] = Field(default_factory=list, max_length=MAX_PEOPLE, exclude=True)
 
     @field_validator("reflections", "hobbies", "artistic_tastes")
     @classmethod
@@ -99,7 +102,8 @@ class ProfileUpdate(BaseModel):
         return out
 
     def is_empty(self) -> bool:
-        return not (self.reflections or self.hobbies or self.artistic_tastes or self.people)
+        return not (self.reflections or self.hobbies or self.artistic_tastes or self.people
+                    or self.talked)
 
 
 def merge_list(old: list[str], new: list[str], cap: int) -> list[str]:
@@ -128,6 +132,13 @@ def merge(profile: PersonaProfile, update: ProfileUpdate, now: datetime) -> Pers
             current = current.model_copy(update={"sentiment": round(blended, 3)})
         current = current.model_copy(update={
             "notes": merge_list(current.notes, pu.notes, MAX_NOTES), "last_seen": now})
+        people = [p for p in people if p.name.casefold() != name.casefold()] + [current]
+    for name in update.talked:
+        name = one_line(name)[:64]
+        current = next((p for p in people if p.name.casefold() == name.casefold()), None) \
+            or Person(name=name, first_seen=now)
+        current = current.model_copy(update={"last_seen": now,
+                                             "times_talked": current.times_talked + 1})
         people = [p for p in people if p.name.casefold() != name.casefold()] + [current]
     return profile.model_copy(update={
         "updated_at": now,

@@ -15,3 +15,4 @@ class WindowRecord:
     transcript: str
     prompt: str
     directive: dict[str, Any] | None = None
+    people: tuple[str, ...] = ()  # who talked (opted-in Discord users), for the roster

@@ -262,6 +262,8 @@ class MemoryService:
                 decision = self._planner.decide(item)
                 if decision.profile_update is not None:
                     self._profile_queue.put_nowait(decision.profile_update)
+                if item.people:  # the roster: first/last seen, times talked
+                    self._profile_queue.put_nowait(ProfileUpdate(talked=list(item.people)))
                 if decision.entry is None:
                     self._stats.entries_skipped += 1
                     reasons = self._stats.skipped_by_reason
