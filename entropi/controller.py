@@ -25,6 +25,8 @@ from entropi.audio import ClipPlayer, Cut, PauseDetector
 from entropi.audio.transport import AudioTransport, active_speakers
 from entropi.config import Config
 from entropi.constants import FRAME_SECONDS
+from entropi.hearing.privacy import words_for_llm
+from entropi.hearing.turns import TurnTranscriber, settle
 from entropi.llm import CompactionResult, Compactor, Utterance
 from entropi.logs import get_logger
 from entropi.memory import MemoryService, WindowRecord
@@ -109,6 +111,7 @@ class PersonaPlexController:
         max_windows: int | None = None,
         on_window: Callable[[WindowStats, State], None] | None = None,
         on_frame: Callable[[], None] | None = None,
+        asr: TurnTranscriber | None = None,
     ) -> None:
         self.cfg = cfg
         self.engine = engine
@@ -124,7 +127,8 @@ class PersonaPlexController:
         self.prompt = cfg.conversation.first_prompt
         self.totals = RunTotals()
         self.window: WindowStats | None = None
-        self.transcript = WindowTranscript()
+        self.asr = asr
+        self.transcript = WindowTranscript(asr)
         self._stop = asyncio.Event()
         self._spec: asyncio.Task[asyncio.Task[str]] | None = None
         self._handover: asyncio.Task[CompactionResult] | None = None
@@ -239,7 +243,8 @@ class PersonaPlexController:
                                   opened_at=datetime.now(UTC),
                                   restart_ms=restart_ms, prompt_tokens=tokens)
         self._dead_air_base = _late_or_missing(self.audio)
-        self.transcript = WindowTranscript()
+        # Turns of the last window still being transcribed open this one with their words.
+        self.transcript = WindowTranscript(self.asr, carried=self.transcript.pending())
         self.detector.reset()
         self._spec = None
         self._pause_specs = 0
@@ -254,7 +259,7 @@ class PersonaPlexController:
         # Retrieval searches the journal (milliseconds at 10k entries): done in a thread so
         # the frame loop never waits for it.
         memories = await self.memory.recall(render(utterances))
-        return self.compactor.start(utterances, memories, self.prompt)
+        return self.compactor.start(words_for_llm(self.cfg, utterances), memories, self.prompt)
 
     def _end_window(self, cut: Cut) -> None:
         assert self.window is not None
@@ -264,20 +269,24 @@ class PersonaPlexController:
         w.speculative = self._spec is not None
         self.state = State.THINKING
         self.player.start()  # the clip begins on the very next frame
-        utterances = self.transcript.utterances()
+        self.transcript.close()  # the open user turn goes to the recogniser now
         started_at, ended_at = w.opened_at, datetime.now(UTC)
         self._handover_t0 = time.perf_counter()
         self._handover = asyncio.create_task(
-            self._run_handover(utterances, self._spec, started_at, ended_at, w),
+            self._run_handover(self.transcript, self._spec, started_at, ended_at, w),
             name=f"handover-{w.number}")
         self.on_window(w, self.state)
 
-    async def _run_handover(self, utterances: list[Utterance],
+    async def _run_handover(self, transcript: WindowTranscript,
                             spec: asyncio.Task[asyncio.Task[str]] | None,
                             started_at: datetime, ended_at: datetime,
                             w: WindowStats) -> CompactionResult:
+        # Bounded wait for the last user turns' words, inside the clip; turns still running
+        # after it are markers here and open the next window with their words.
+        await settle(transcript.pending(), self.cfg.asr.wait_seconds)
+        utterances = transcript.utterances()
         started = await (spec or self._start_compaction())
-        result = await self.compactor.finish(started, utterances)
+        result = await self.compactor.finish(started, words_for_llm(self.cfg, utterances))
         w.compaction_ms = result.latency_ms
         w.fallback = result.fallback
         self.memory.submit(WindowRecord(

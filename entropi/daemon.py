@@ -27,6 +27,7 @@ from entropi.audio import ClipPlayer, ThinkingClips, open_audio
 from entropi.config import Config, check_budget
 from entropi.controller import PersonaPlexController, RunTotals, State, WindowStats
 from entropi.errors import EntropiError
+from entropi.hearing import TurnTranscriber, open_transcriber
 from entropi.llm import Compactor, open_llm
 from entropi.logs import get_logger
 from entropi.memory import MemoryService
@@ -93,6 +94,7 @@ class Daemon:
         self._live: dict[str, Any] = {"state": "starting"}
         self._status_due = asyncio.Event()
         self._status_closing = False
+        self._asr: TurnTranscriber | None = None
 
     # ------------------------------------------------------------------ signals
 
@@ -152,6 +154,10 @@ class Daemon:
         t_start = time.perf_counter()
         write_status(cfg.service.status_file, self._live)
         self.notifier.status("loading model")
+        # The recogniser first: a bad asr.model is one clear line before the big model loads.
+        transcriber = await asyncio.to_thread(open_transcriber, cfg.asr)
+        self._asr = (TurnTranscriber(transcriber, cfg.asr.turn_timeout_seconds)
+                     if transcriber is not None else None)
         worker = EngineWorker(cfg)
         await worker.start()
         try:
@@ -165,6 +171,8 @@ class Daemon:
             return await self._converse(worker, clips, deadline, t_start)
         finally:
             await worker.close()
+            if self._asr is not None:
+                self._asr.close()
 
     async def _converse(self, worker, clips: ThinkingClips, deadline: float,
                         t_start: float) -> int:
@@ -180,7 +188,7 @@ class Daemon:
             await audio.start()
             controller = PersonaPlexController(
                 cfg, worker, audio, compactor, memory, player, max_windows=self.opts.max_windows,
-                on_window=self._on_window, on_frame=self._on_frame)
+                on_window=self._on_window, on_frame=self._on_frame, asr=self._asr)
             self.controller = controller
             if self._stop_before_ready:
                 controller.request_stop()
@@ -198,6 +206,9 @@ class Daemon:
                 totals = controller.totals
                 self.summary = summarize(totals, cfg, time.perf_counter() - t_run,
                                          audio.stats(), memory.stats())
+                if self._asr is not None:
+                    self.summary |= {"asr_turns": self._asr.turns,
+                                     "asr_failures": self._asr.failures}
                 await memory.write_session_end(
                     f"Session ended after {totals.windows} windows "
                     f"({self.summary['audio_seconds']:.0f} s of audio).")
