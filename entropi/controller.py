@@ -27,6 +27,7 @@ from entropi.config import Config
 from entropi.constants import FRAME_SECONDS
 from entropi.hearing.privacy import words_for_llm
 from entropi.hearing.turns import TurnTranscriber, settle
+from entropi.hearing.vad import VoiceActivity, open_vad
 from entropi.llm import CompactionResult, Compactor, Utterance
 from entropi.logs import get_logger
 from entropi.memory import MemoryService, WindowRecord
@@ -112,6 +113,7 @@ class PersonaPlexController:
         on_window: Callable[[WindowStats, State], None] | None = None,
         on_frame: Callable[[], None] | None = None,
         asr: TurnTranscriber | None = None,
+        vad: VoiceActivity | None = None,
     ) -> None:
         self.cfg = cfg
         self.engine = engine
@@ -123,6 +125,9 @@ class PersonaPlexController:
         self.on_window = on_window or (lambda w, s: None)
         self.on_frame = on_frame or (lambda: None)
         self.detector = PauseDetector(cfg.window)
+        # One decision per frame (silero's arrives LAG frames late, see entropi.hearing.vad),
+        # shared by the pause detector and the user-turn segmenter.
+        self.vad = vad or open_vad(cfg.window)
         self.state = State.PRIMING
         self.prompt = cfg.conversation.first_prompt
         self.totals = RunTotals()
@@ -168,6 +173,7 @@ class PersonaPlexController:
                     and self.state is State.LIVE and self.window and self.window.frames == 0:
                 break
         await self._drain_handover()
+        self.vad.close()
         self.state = State.STOPPED
         return self.totals
 
@@ -175,6 +181,7 @@ class PersonaPlexController:
 
     async def _live_frame(self, pcm: np.ndarray) -> float:
         assert self.window is not None
+        user_active = await self.vad.step(pcm)
         t_model = time.perf_counter()
         out = await self.engine.step(pcm)
         model_s = time.perf_counter() - t_model
@@ -182,10 +189,9 @@ class PersonaPlexController:
         self.window.frames += 1
         self.totals.live_frames += 1
         elapsed = self.window.frames * FRAME_SECONDS
-        self.transcript.add(out.text, user_pcm=pcm, t=elapsed,
-                            threshold_dbfs=self.cfg.window.vad_threshold_dbfs,
+        self.transcript.add(out.text, user_pcm=pcm, t=elapsed, user_active=user_active,
                             speakers=active_speakers(self.audio))
-        cut = self.detector.update(pcm, out.token)
+        cut = self.detector.update(pcm, out.token, user_active=user_active)
         if cut is not None:
             self._end_window(cut)
         elif self.cfg.secondary_model.speculative_seconds > 0:
@@ -194,8 +200,9 @@ class PersonaPlexController:
 
     def _speculate(self, elapsed: float) -> None:
         """Start compaction before the cut so the answer is ready when the window closes:
-        ``speculative_seconds`` before ``max_seconds``, and at each silence that would end
-        the window at a pause (dropped again if the talk resumes before the cut)."""
+        ``speculative_seconds`` before ``max_seconds``, and once a silence has outlasted a gap
+        between words and would end the window at a pause (dropped again if the talk resumes
+        before the cut)."""
         cut_in = self.detector.pause_cut_in()
         if self._spec is not None:
             if cut_in is None and self._spec_on_pause:
@@ -203,7 +210,8 @@ class PersonaPlexController:
             return
         if elapsed >= self._spec_at:
             self._spec, self._spec_on_pause = self._start_compaction(), False
-        elif (cut_in is not None and cut_in <= self.detector.pause_frames
+        elif (cut_in is not None and self.detector.in_pause
+              and cut_in <= self.detector.pause_frames
               and self._pause_specs < MAX_PAUSE_SPECULATIONS):
             # This silence ends the window if it lasts: start at most pause_seconds ahead.
             self._spec, self._spec_on_pause = self._start_compaction(), True

@@ -63,9 +63,13 @@ class SileroFrames:
     """silero-vad on 80 ms frames at 24 kHz (blocking; one caller thread at a time)."""
 
     def __init__(self, threshold: float) -> None:
-        from silero_vad import load_silero_vad  # the ONNX model ships inside the wheel
+        from importlib.resources import files
 
-        self.model = load_silero_vad(onnx=True)
+        from silero_vad.utils_vad import OnnxWrapper
+
+        # The ONNX model ships inside the wheel (one intra-op thread: it is tiny).
+        self.model = OnnxWrapper(str(files("silero_vad.data") / "silero_vad.onnx"),
+                                 force_onnx_cpu=True)
         self.threshold = threshold
         self._resample = StreamResampler()
         self._buf = np.zeros(0, np.float32)

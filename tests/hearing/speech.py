@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
 
-from entropi.audio import read_wav
 from entropi.audio.wav import write_wav
 from entropi.constants import SAMPLE_RATE
+from entropi.hearing.signals import espeak
 
 # Sentences with planted facts, each followed by this many seconds of silence.
 PLANTED = [("My cat is called Pepper.", 1.5),
@@ -43,13 +42,6 @@ def whisper_base_dir(dest: Path) -> Path:
     return dest
 
 
-def speak(text: str, workdir: Path, rate: int = SAMPLE_RATE) -> np.ndarray:
-    """espeak-ng speech as float32 mono at ``rate`` (resampled by entropi's WAV reader)."""
-    raw = workdir / f"say-{abs(hash(text))}.wav"
-    subprocess.run(["espeak-ng", "-v", "en-us", "-s", "150", "-w", str(raw), text], check=True)
-    return read_wav(raw, rate)
-
-
 def silence(seconds: float) -> np.ndarray:
     return np.zeros(round(seconds * SAMPLE_RATE), np.float32)
 
@@ -57,7 +49,7 @@ def silence(seconds: float) -> np.ndarray:
 def planted_facts_wav(path: Path, lead_s: float = 0.5, tail_s: float = 6.0) -> Path:
     parts = [silence(lead_s)]
     for text, gap in PLANTED:
-        parts += [speak(text, path.parent), silence(gap)]
+        parts += [espeak(text), silence(gap)]
     parts.append(silence(tail_s))
     write_wav(path, np.concatenate(parts))
     return path
