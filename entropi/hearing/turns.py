@@ -50,7 +50,8 @@ class TurnTranscriber:
         self._logged: set[str] = set()
         self.turns = 0
         self.failures = 0
-        self.latency_ms: list[float] = []
+        self.latency_ms: list[float] = []  # submit → words ready (queueing included)
+        self.busy_ms: list[float] = []  # time inside the recogniser
 
     def submit(self, pcm24k: np.ndarray) -> concurrent.futures.Future[str | None]:
         if self.hung:
@@ -69,6 +70,7 @@ class TurnTranscriber:
 
     def _run(self, pcm24k: np.ndarray, queued: float) -> str | None:
         self._busy_since = time.monotonic()
+        started = time.perf_counter()
         try:
             text = self.transcriber.transcribe(to_speech_rate(pcm24k))
         except Exception as exc:  # a broken model or input must not end the conversation
@@ -78,6 +80,7 @@ class TurnTranscriber:
             return None
         finally:
             self._busy_since = None
+            self.busy_ms.append((time.perf_counter() - started) * 1e3)
         self.turns += 1
         self.latency_ms.append((time.perf_counter() - queued) * 1e3)
         return text
