@@ -181,10 +181,13 @@ class PersonaPlexController:
 
     async def _live_frame(self, pcm: np.ndarray) -> float:
         assert self.window is not None
-        user_active = await self.vad.step(pcm)
+        self.vad.push(pcm)  # the VAD thread works while the engine steps
         t_model = time.perf_counter()
         out = await self.engine.step(pcm)
         model_s = time.perf_counter() - t_model
+        user_active = await self.vad.decision()
+        # A fast WAV run may outrun the VAD thread: that wait is pacing, like model time.
+        vad_wait = self.vad.last_wait_s if self._fast else 0.0
         self.audio.write_frame(out.pcm)
         self.window.frames += 1
         self.totals.live_frames += 1
@@ -196,7 +199,7 @@ class PersonaPlexController:
             self._end_window(cut)
         elif self.cfg.secondary_model.speculative_seconds > 0:
             self._speculate(elapsed)
-        return model_s
+        return model_s + vad_wait
 
     def _speculate(self, elapsed: float) -> None:
         """Start compaction before the cut so the answer is ready when the window closes:

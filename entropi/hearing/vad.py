@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import time
 from collections import deque
 from typing import Protocol
 
@@ -26,17 +27,28 @@ from entropi.hearing.resample import StreamResampler
 
 LAG_FRAMES = 2
 CHUNK = 512  # silero's window at 16 kHz (32 ms)
+CONTEXT = 64  # samples of the previous chunk silero sees before each one
 # Hysteresis as in silero's own segmenter: speech starts at p ≥ threshold and ends only when
 # p drops below threshold − 0.15, so a soft syllable does not split a turn.
 HYSTERESIS = 0.15
 
 
 class VoiceActivity(Protocol):
+    def push(self, pcm: np.ndarray) -> None:
+        """Hand over the newest 80 ms frame (never blocks)."""
+        ...
+
+    async def decision(self) -> bool:
+        """Whether the user spoke in the frame pushed ``lag`` frames before the last one."""
+        ...
+
     async def step(self, pcm: np.ndarray) -> bool:
-        """Feed the newest 80 ms frame; returns whether the user spoke ``lag`` frames ago."""
+        """``push`` then ``decision``."""
         ...
 
     lag: int
+    # Seconds the last ``step`` waited for the worker (0 in real time; a fast WAV run's pacing).
+    last_wait_s: float
 
     def close(self) -> None: ...
 
@@ -45,12 +57,20 @@ class EnergyVad:
     """The frame's RMS level against ``window.vad_threshold_dbfs``; no lag."""
 
     lag = 0
+    last_wait_s = 0.0
 
     def __init__(self, threshold_dbfs: float) -> None:
         self.threshold_dbfs = threshold_dbfs
+        self._last = False
 
     def is_speech(self, pcm: np.ndarray) -> bool:
         return rms_dbfs(pcm) > self.threshold_dbfs
+
+    def push(self, pcm: np.ndarray) -> None:
+        self._last = self.is_speech(pcm)
+
+    async def decision(self) -> bool:
+        return self._last
 
     async def step(self, pcm: np.ndarray) -> bool:
         return self.is_speech(pcm)
@@ -65,11 +85,19 @@ class SileroFrames:
     def __init__(self, threshold: float) -> None:
         from importlib.resources import files
 
-        from silero_vad.utils_vad import OnnxWrapper
+        import onnxruntime
 
-        # The ONNX model ships inside the wheel (one intra-op thread: it is tiny).
-        self.model = OnnxWrapper(str(files("silero_vad.data") / "silero_vad.onnx"),
-                                 force_onnx_cpu=True)
+        # The ONNX model ships inside the silero-vad wheel. Called straight through
+        # onnxruntime with numpy (no torch wrapper): the run releases the GIL, so this thread
+        # barely competes with the frame loop for it. One intra-op thread: the model is tiny.
+        opts = onnxruntime.SessionOptions()
+        opts.inter_op_num_threads = opts.intra_op_num_threads = 1
+        self._session = onnxruntime.InferenceSession(
+            str(files("silero_vad.data") / "silero_vad.onnx"), sess_options=opts,
+            providers=["CPUExecutionProvider"])
+        self._state = np.zeros((2, 1, 128), np.float32)
+        self._context = np.zeros(CONTEXT, np.float32)
+        self._sr = np.array(16000, dtype=np.int64)
         self.threshold = threshold
         self._resample = StreamResampler()
         self._buf = np.zeros(0, np.float32)
@@ -78,15 +106,22 @@ class SileroFrames:
 
     def probability(self, pcm: np.ndarray) -> float:
         """The highest speech probability among the 32 ms chunks completed in this frame."""
-        import torch
-
         self._buf = np.concatenate([self._buf, self._resample(pcm)])
         n = len(self._buf) // CHUNK
         if n:
             chunks = self._buf[: n * CHUNK].reshape(n, CHUNK)
             self._buf = self._buf[n * CHUNK:]
-            self._p = max(float(self.model(torch.from_numpy(c.copy()), 16000)) for c in chunks)
+            self._p = max(self._chunk(c) for c in chunks)
         return self._p
+
+    def _chunk(self, chunk: np.ndarray) -> float:
+        # silero's streaming contract: each 512-sample chunk is preceded by the previous
+        # chunk's last 64 samples, and the recurrent state is carried over.
+        x = np.concatenate([self._context, chunk])[None, :]
+        out, self._state = self._session.run(
+            None, {"input": x, "state": self._state, "sr": self._sr})
+        self._context = chunk[-CONTEXT:]
+        return float(out[0, 0])
 
     def is_speech(self, pcm: np.ndarray) -> bool:
         p = self.probability(pcm)
@@ -104,14 +139,26 @@ class SileroVad:
         self._frames = SileroFrames(threshold)
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="vad")
         self._pending: deque[concurrent.futures.Future[bool]] = deque()
+        self.last_wait_s = 0.0
+        self.waits = 0  # steps that had to wait (never in real time, 80 ms >> 0.65 ms)
+
+    def push(self, pcm: np.ndarray) -> None:
+        self._pending.append(self._pool.submit(self._frames.is_speech, pcm))
 
     async def step(self, pcm: np.ndarray) -> bool:
-        self._pending.append(self._pool.submit(self._frames.is_speech, pcm))
+        self.push(pcm)
+        return await self.decision()
+
+    async def decision(self) -> bool:
         if len(self._pending) <= self.lag:
             return False  # the first frames of a run: no decision yet
         fut = self._pending.popleft()
+        self.last_wait_s = 0.0
         if not fut.done():  # only when the loop outruns real time (fast WAV runs)
+            t = time.perf_counter()
             await asyncio.wrap_future(fut)
+            self.last_wait_s = time.perf_counter() - t
+            self.waits += 1
         return fut.result()
 
     def close(self) -> None:
