@@ -140,6 +140,7 @@ class PersonaPlexController:
         self._fast = bool(cfg.audio.fast and cfg.audio.input == "wav")
         self._spec_at = max(0.0, cfg.window.max_seconds - cfg.secondary_model.speculative_seconds)
         self._spec_on_pause = False
+        self._spec_seen: list[Utterance] = []  # what the last started compaction was given
         self._pause_specs = 0  # pause-triggered starts this window (each costs an LLM call)
 
     # ------------------------------------------------------------------ control
@@ -215,15 +216,16 @@ class PersonaPlexController:
             self._spec, self._spec_on_pause = self._start_compaction(), False
         elif (cut_in is not None and self.detector.in_pause
               and cut_in <= self.detector.pause_frames
-              and self._pause_specs < MAX_PAUSE_SPECULATIONS):
+              and self._pause_specs < MAX_PAUSE_SPECULATIONS
+              and self.transcript.words_in):  # else the request would miss the last words
             # This silence ends the window if it lasts: start at most pause_seconds ahead.
             self._spec, self._spec_on_pause = self._start_compaction(), True
             self._pause_specs += 1
 
-    def _discard_spec(self) -> None:
+    def _discard_spec(self, reason: str = "talk resumed") -> None:
         spec, self._spec = self._spec, None
         assert spec is not None and self.window is not None
-        log.info("speculation_dropped", window=self.window.number, reason="talk resumed")
+        log.info("speculation_dropped", window=self.window.number, reason=reason)
         if not spec.done():
             spec.cancel()  # still retrieving memories: no LLM request was made
         elif not spec.cancelled() and spec.exception() is None:
@@ -263,7 +265,8 @@ class PersonaPlexController:
         self.on_window(self.window, self.state)
 
     def _start_compaction(self) -> asyncio.Task[asyncio.Task[str]]:
-        return asyncio.create_task(self._begin_compaction(self.transcript.utterances()),
+        self._spec_seen = self.transcript.utterances()
+        return asyncio.create_task(self._begin_compaction(self._spec_seen),
                                    name="compaction-start")
 
     async def _begin_compaction(self, utterances: list[Utterance]) -> asyncio.Task[str]:
@@ -296,6 +299,9 @@ class PersonaPlexController:
         # after it are markers here and open the next window with their words.
         await settle(transcript.pending(), self.cfg.asr.wait_seconds)
         utterances = transcript.utterances()
+        if spec is not None and _user_words(utterances) != _user_words(self._spec_seen):
+            self._discard_spec("user words arrived")  # the early request lacks them
+            spec = None
         started = await (spec or self._start_compaction())
         result = await self.compactor.finish(started, words_for_llm(self.cfg, utterances))
         w.compaction_ms = result.latency_ms
@@ -361,6 +367,10 @@ class PersonaPlexController:
         for task in (self._spec,):
             if task is not None and not task.done():
                 task.cancel()
+
+
+def _user_words(utterances: list[Utterance]) -> list[str]:
+    return [u.text for u in utterances if u.speaker == "user" and u.text]
 
 
 def _audio_counters(audio: AudioTransport) -> dict[str, int]:

@@ -102,6 +102,11 @@ class WindowTranscript:
             self._flush_user()
         return self.pending()
 
+    @property
+    def words_in(self) -> bool:
+        """No user turn is open or still being transcribed: a snapshot now has every word."""
+        return self._user_frames == 0 and not self.pending()
+
     def pending(self) -> list[PendingTurn]:
         return [i for i in self._items if isinstance(i, PendingTurn) and not i.ready]
 
