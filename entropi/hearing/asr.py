@@ -80,10 +80,11 @@ class FasterWhisperTranscriber:
         t0 = time.perf_counter()
         try:
             self.model = WhisperModel(
-                cfg.model, device=self.device, compute_type=self.compute_type,
-                cpu_threads=cfg.threads,
-                download_root=str(cfg.cache_dir) if cfg.cache_dir else None)
-        except Exception as exc:  # hub errors, a broken model.bin, an unknown size name
+                model_dir(cfg), device=self.device, compute_type=self.compute_type,
+                cpu_threads=cfg.threads)
+        except ModelError:
+            raise
+        except Exception as exc:  # a broken model.bin, a device CTranslate2 cannot use
             raise ModelError(f"asr.model {cfg.model!r} failed to load on {self.device}/"
                              f"{self.compute_type}: {type(exc).__name__}: "
                              f"{str(exc).splitlines()[0] if str(exc) else ''} "
@@ -100,6 +101,38 @@ class FasterWhisperTranscriber:
 
     def describe(self) -> str:
         return f"faster-whisper {self.cfg.model} ({self.device} {self.compute_type})"
+
+
+# What a CTranslate2 whisper repo holds that the recogniser needs (as faster-whisper fetches).
+_MODEL_FILES = ["config.json", "preprocessor_config.json", "model.bin", "tokenizer.json",
+                "vocabulary.*"]
+
+
+def model_dir(cfg: AsrSection) -> str:
+    """A local CTranslate2 directory as it is; a size name (``base.en``) or hub repo fetched
+    through huggingface_hub: cached, offline afterwards, and with its progress bars (which
+    faster-whisper's own download turns off) so a first run on a terminal shows progress."""
+    path = Path(cfg.model).expanduser()
+    if path.is_dir():
+        return str(path)
+    if cfg.model.startswith(("/", ".", "~")):
+        raise ModelError(f"asr.model {cfg.model!r}: no such directory (a CTranslate2 whisper "
+                         "model directory, a faster-whisper size such as base.en, or a hub "
+                         "repo)")
+    from faster_whisper.utils import _MODELS
+    from huggingface_hub import snapshot_download
+
+    repo = _MODELS.get(cfg.model, cfg.model)
+    if "/" not in repo:
+        raise ModelError(f"asr.model {cfg.model!r} is neither a directory, a faster-whisper "
+                         f"size ({', '.join(sorted(_MODELS))}) nor a hub repo (owner/name)")
+    try:
+        return snapshot_download(repo, allow_patterns=_MODEL_FILES,
+                                 cache_dir=str(cfg.cache_dir) if cfg.cache_dir else None)
+    except Exception as exc:  # offline and not cached, no such repo, network down
+        raise ModelError(f"asr.model {cfg.model!r}: cannot fetch {repo} from the Hugging Face "
+                         f"hub ({type(exc).__name__}); connect once to cache it, or give a "
+                         "local CTranslate2 directory, or asr.backend: none") from None
 
 
 def open_transcriber(cfg: AsrSection) -> UserTranscriber | None:
