@@ -208,6 +208,8 @@ class WindowSection(Section):
     pause_seconds: float = Field(0.8, gt=0, le=10)
     grace_seconds: float = Field(2.0, ge=0, le=30)
     vad_threshold_dbfs: float = Field(-40.0, ge=-100, le=0)
+    vad: Literal["silero", "energy"] = "silero"
+    vad_speech_probability: float = Field(0.5, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _ordered(self) -> WindowSection:
@@ -293,6 +295,15 @@ class AudioSection(Section):
     fast: bool = False
     queue_frames: int = Field(8, ge=2, le=256)
     jitter_frames: int = Field(2, ge=1, le=64)
+    # auto: on for a sound-device input (open speakers); off for WAV and for network clients,
+    # which cancel their own echo.
+    echo_cancellation: Literal["auto", "on", "off"] = "auto"
+
+    @property
+    def cancels_echo(self) -> bool:
+        if self.echo_cancellation == "auto":
+            return self.input == "device"
+        return self.echo_cancellation == "on"
 
     @model_validator(mode="after")
     def _wav_paths(self) -> AudioSection:
@@ -341,6 +352,23 @@ class DiscordSection(Section):
     connect_timeout_seconds: float = Field(30.0, gt=0, le=600)
 
 
+class AsrSection(Section):
+    """Speech recognition of the user's turns (the model's own text stream is the agent's)."""
+
+    backend: Literal["faster-whisper", "none"] = "faster-whisper"
+    model: str = "base.en"  # a faster-whisper size/hub repo, or a local CTranslate2 directory
+    language: str | None = "en"  # None: detect per turn
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    compute_type: str = "auto"  # auto: int8 on CPU, float16 on CUDA
+    threads: int = Field(2, ge=1, le=64)
+    cache_dir: ConfigPath | None = None  # None: the huggingface_hub cache
+    wait_seconds: float = Field(1.0, ge=0, le=10)  # handover waits this long for a turn
+    turn_timeout_seconds: float = Field(15.0, gt=0, le=300)  # longer: a hang, turn = marker
+    # The user's words go to a remote LLM (OpenRouter or a non-local OpenAI server) only
+    # when this is true; otherwise the request carries "[user spoke N s]" markers.
+    share_with_remote_llm: bool = False
+
+
 class MemorySection(Section):
     enabled: bool = True
     journal_dir: ConfigPath = Path("memory/journal")
@@ -375,6 +403,7 @@ class Config(Section):
     secondary_model: SecondaryModelSection = SecondaryModelSection()
     audio: AudioSection = AudioSection()
     server: ServerSection = ServerSection()
+    asr: AsrSection = AsrSection()
     memory: MemorySection = MemorySection()
     logging: LoggingSection = LoggingSection()
     service: ServiceSection = ServiceSection()

@@ -25,6 +25,9 @@ from entropi.audio import ClipPlayer, Cut, PauseDetector
 from entropi.audio.transport import AudioTransport, active_speakers, emit_text, persisted
 from entropi.config import Config
 from entropi.constants import FRAME_SECONDS
+from entropi.hearing.privacy import words_for_llm
+from entropi.hearing.turns import TurnTranscriber, settle
+from entropi.hearing.vad import VoiceActivity, open_vad
 from entropi.llm import CompactionResult, Compactor, Utterance
 from entropi.logs import get_logger
 from entropi.memory import MemoryService, WindowRecord
@@ -110,6 +113,8 @@ class PersonaPlexController:
         max_windows: int | None = None,
         on_window: Callable[[WindowStats, State], None] | None = None,
         on_frame: Callable[[], None] | None = None,
+        asr: TurnTranscriber | None = None,
+        vad: VoiceActivity | None = None,
     ) -> None:
         self.cfg = cfg
         self.engine = engine
@@ -121,11 +126,15 @@ class PersonaPlexController:
         self.on_window = on_window or (lambda w, s: None)
         self.on_frame = on_frame or (lambda: None)
         self.detector = PauseDetector(cfg.window)
+        # One decision per frame (silero's arrives LAG frames late, see entropi.hearing.vad),
+        # shared by the pause detector and the user-turn segmenter.
+        self.vad = vad or open_vad(cfg.window)
         self.state = State.PRIMING
         self.prompt = cfg.conversation.first_prompt
         self.totals = RunTotals()
         self.window: WindowStats | None = None
-        self.transcript = WindowTranscript()
+        self.asr = asr
+        self.transcript = WindowTranscript(asr)
         # The transcript file holds what was said, like the journal: same key, same privacy.
         self._transcript_cipher = cipher_from_env(cfg.memory.encryption_key_env)
         self._stop = asyncio.Event()
@@ -134,6 +143,7 @@ class PersonaPlexController:
         self._fast = bool(cfg.audio.fast and cfg.audio.input == "wav")
         self._spec_at = max(0.0, cfg.window.max_seconds - cfg.secondary_model.speculative_seconds)
         self._spec_on_pause = False
+        self._spec_seen: list[Utterance] = []  # what the last started compaction was given
         self._pause_specs = 0  # pause-triggered starts this window (each costs an LLM call)
 
     # ------------------------------------------------------------------ control
@@ -167,6 +177,7 @@ class PersonaPlexController:
                     and self.state is State.LIVE and self.window and self.window.frames == 0:
                 break
         await self._drain_handover()
+        self.vad.close()
         self.state = State.STOPPED
         return self.totals
 
@@ -174,28 +185,32 @@ class PersonaPlexController:
 
     async def _live_frame(self, pcm: np.ndarray) -> float:
         assert self.window is not None
+        self.vad.push(pcm)  # the VAD thread works while the engine steps
         t_model = time.perf_counter()
         out = await self.engine.step(pcm)
         model_s = time.perf_counter() - t_model
+        user_active = await self.vad.decision()
+        # A fast WAV run may outrun the VAD thread: that wait is pacing, like model time.
+        vad_wait = self.vad.last_wait_s if self._fast else 0.0
         self.audio.write_frame(out.pcm)
         emit_text(self.audio, out.text)
         self.window.frames += 1
         self.totals.live_frames += 1
         elapsed = self.window.frames * FRAME_SECONDS
-        self.transcript.add(out.text, user_pcm=pcm, t=elapsed,
-                            threshold_dbfs=self.cfg.window.vad_threshold_dbfs,
+        self.transcript.add(out.text, user_pcm=pcm, t=elapsed, user_active=user_active,
                             speakers=active_speakers(self.audio))
-        cut = self.detector.update(pcm, out.token)
+        cut = self.detector.update(pcm, out.token, user_active=user_active)
         if cut is not None:
             self._end_window(cut)
         elif self.cfg.secondary_model.speculative_seconds > 0:
             self._speculate(elapsed)
-        return model_s
+        return model_s + vad_wait
 
     def _speculate(self, elapsed: float) -> None:
         """Start compaction before the cut so the answer is ready when the window closes:
-        ``speculative_seconds`` before ``max_seconds``, and at each silence that would end
-        the window at a pause (dropped again if the talk resumes before the cut)."""
+        ``speculative_seconds`` before ``max_seconds``, and once a silence has outlasted a gap
+        between words and would end the window at a pause (dropped again if the talk resumes
+        before the cut)."""
         cut_in = self.detector.pause_cut_in()
         if self._spec is not None:
             if cut_in is None and self._spec_on_pause:
@@ -203,16 +218,18 @@ class PersonaPlexController:
             return
         if elapsed >= self._spec_at:
             self._spec, self._spec_on_pause = self._start_compaction(), False
-        elif (cut_in is not None and cut_in <= self.detector.pause_frames
-              and self._pause_specs < MAX_PAUSE_SPECULATIONS):
+        elif (cut_in is not None and self.detector.in_pause
+              and cut_in <= self.detector.pause_frames
+              and self._pause_specs < MAX_PAUSE_SPECULATIONS
+              and self.transcript.words_in):  # else the request would miss the last words
             # This silence ends the window if it lasts: start at most pause_seconds ahead.
             self._spec, self._spec_on_pause = self._start_compaction(), True
             self._pause_specs += 1
 
-    def _discard_spec(self) -> None:
+    def _discard_spec(self, reason: str = "talk resumed") -> None:
         spec, self._spec = self._spec, None
         assert spec is not None and self.window is not None
-        log.info("speculation_dropped", window=self.window.number, reason="talk resumed")
+        log.info("speculation_dropped", window=self.window.number, reason=reason)
         if not spec.done():
             spec.cancel()  # still retrieving memories: no LLM request was made
         elif not spec.cancelled() and spec.exception() is None:
@@ -243,7 +260,8 @@ class PersonaPlexController:
                                   opened_at=datetime.now(UTC),
                                   restart_ms=restart_ms, prompt_tokens=tokens)
         self._dead_air_base = _late_or_missing(self.audio)
-        self.transcript = WindowTranscript()
+        # Turns of the last window still being transcribed open this one with their words.
+        self.transcript = WindowTranscript(self.asr, carried=self.transcript.pending())
         self.detector.reset()
         self._spec = None
         self._pause_specs = 0
@@ -251,14 +269,15 @@ class PersonaPlexController:
         self.on_window(self.window, self.state)
 
     def _start_compaction(self) -> asyncio.Task[asyncio.Task[str]]:
-        return asyncio.create_task(self._begin_compaction(self.transcript.utterances()),
+        self._spec_seen = self.transcript.utterances()
+        return asyncio.create_task(self._begin_compaction(self._spec_seen),
                                    name="compaction-start")
 
     async def _begin_compaction(self, utterances: list[Utterance]) -> asyncio.Task[str]:
         # Retrieval searches the journal (milliseconds at 10k entries): done in a thread so
         # the frame loop never waits for it.
         memories = await self.memory.recall(render(utterances))
-        return self.compactor.start(utterances, memories, self.prompt)
+        return self.compactor.start(words_for_llm(self.cfg, utterances), memories, self.prompt)
 
     def _end_window(self, cut: Cut) -> None:
         assert self.window is not None
@@ -268,20 +287,27 @@ class PersonaPlexController:
         w.speculative = self._spec is not None
         self.state = State.THINKING
         self.player.start()  # the clip begins on the very next frame
-        utterances = self.transcript.utterances()
+        self.transcript.close()  # the open user turn goes to the recogniser now
         started_at, ended_at = w.opened_at, datetime.now(UTC)
         self._handover_t0 = time.perf_counter()
         self._handover = asyncio.create_task(
-            self._run_handover(utterances, self._spec, started_at, ended_at, w),
+            self._run_handover(self.transcript, self._spec, started_at, ended_at, w),
             name=f"handover-{w.number}")
         self.on_window(w, self.state)
 
-    async def _run_handover(self, utterances: list[Utterance],
+    async def _run_handover(self, transcript: WindowTranscript,
                             spec: asyncio.Task[asyncio.Task[str]] | None,
                             started_at: datetime, ended_at: datetime,
                             w: WindowStats) -> CompactionResult:
+        # Bounded wait for the last user turns' words, inside the clip; turns still running
+        # after it are markers here and open the next window with their words.
+        await settle(transcript.pending(), self.cfg.asr.wait_seconds)
+        utterances = transcript.utterances()
+        if spec is not None and _user_words(utterances) != _user_words(self._spec_seen):
+            self._discard_spec("user words arrived")  # the early request lacks them
+            spec = None
         started = await (spec or self._start_compaction())
-        result = await self.compactor.finish(started, utterances)
+        result = await self.compactor.finish(started, words_for_llm(self.cfg, utterances))
         w.compaction_ms = result.latency_ms
         w.fallback = result.fallback
         # Consent: the live window used everything; the files get what may be kept.
@@ -347,6 +373,10 @@ class PersonaPlexController:
         for task in (self._spec,):
             if task is not None and not task.done():
                 task.cancel()
+
+
+def _user_words(utterances: list[Utterance]) -> list[str]:
+    return [u.text for u in utterances if u.speaker == "user" and u.text]
 
 
 def _audio_counters(audio: AudioTransport) -> dict[str, int]:

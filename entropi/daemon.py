@@ -28,6 +28,7 @@ from entropi.audio import AudioTransport, ClipPlayer, ThinkingClips, open_audio
 from entropi.config import Config, check_budget
 from entropi.controller import PersonaPlexController, RunTotals, State, WindowStats
 from entropi.errors import EntropiError
+from entropi.hearing import TurnTranscriber, open_transcriber
 from entropi.llm import Compactor, open_llm
 from entropi.logs import get_logger
 from entropi.memory import MemoryService
@@ -100,6 +101,7 @@ class Daemon:
         self.on_live: Any = None  # called when a conversation's first window goes live
         self.calls: list[dict[str, Any]] = []  # per remote call: latency samples, problems
         self._ended: WindowStats | None = None
+        self._asr: TurnTranscriber | None = None
 
     # ------------------------------------------------------------------ signals
 
@@ -194,6 +196,10 @@ class Daemon:
 
             require_token(cfg)
         self.notifier.status("loading model")
+        # The recogniser first: a bad asr.model is one clear line before the big model loads.
+        transcriber = await asyncio.to_thread(open_transcriber, cfg.asr)
+        self._asr = (TurnTranscriber(transcriber, cfg.asr.turn_timeout_seconds)
+                     if transcriber is not None else None)
         worker = EngineWorker(cfg)
         await worker.start()
         try:
@@ -210,6 +216,8 @@ class Daemon:
             return await self._converse(worker, clips, deadline, t_start)
         finally:
             await worker.close()
+            if self._asr is not None:
+                self._asr.close()
 
     async def _converse(self, worker, clips: ThinkingClips, deadline: float,
                         t_start: float) -> int:
@@ -249,7 +257,7 @@ class Daemon:
         await memory.start()
         controller = PersonaPlexController(
             cfg, worker, audio, compactor, memory, player, max_windows=self.opts.max_windows,
-            on_window=self._on_window, on_frame=self._on_frame)
+            on_window=self._on_window, on_frame=self._on_frame, asr=self._asr)
         self.controller = controller
         if self._stop_before_ready:
             controller.request_stop()
@@ -264,6 +272,9 @@ class Daemon:
             totals = controller.totals
             self.summary = summarize(totals, cfg, time.perf_counter() - t_run,
                                      audio.stats(), memory.stats())
+            if self._asr is not None:
+                self.summary |= {"asr_turns": self._asr.turns,
+                                 "asr_failures": self._asr.failures}
             await memory.write_session_end(
                 f"Session ended after {totals.windows} windows "
                 f"({self.summary['audio_seconds']:.0f} s of audio).")

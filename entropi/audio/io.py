@@ -57,6 +57,7 @@ class AudioIO:
         self._closed = False
         self._rs_in: StreamResampler | None = None
         self._rs_out: StreamResampler | None = None
+        self._echo: Any = None  # entropi.hearing.echo.EchoWorker on a duplex device stream
         self.device_rate = SAMPLE_RATE
         # Rings for `entropi bench audio`: time inside each callback, and from the callback
         # queueing a frame to read_frame handing it over on the event loop.
@@ -98,6 +99,8 @@ class AudioIO:
             stream, self._stream = self._stream, None
             # Pa_StopStream waits for buffers to play out: keep it off the event loop.
             await asyncio.to_thread(_stop_and_close, stream)
+        if self._echo is not None:
+            await asyncio.to_thread(self._echo.close)
         if self._writer is not None:
             self._writer.close()
         if self._wav_in is not None:
@@ -182,6 +185,9 @@ class AudioIO:
             self._rs_in = StreamResampler(rate, SAMPLE_RATE)
             self._rs_out = StreamResampler(SAMPLE_RATE, rate)
         self.device_rate = rate
+        if self.cfg.cancels_echo and self._input_device is not None \
+                and self._output_device is not None:
+            self.enable_echo_cancellation(rate)
         common = dict(samplerate=rate, blocksize=block, dtype="float32", channels=1,
                       latency=self.cfg.latency)
         try:
@@ -216,14 +222,26 @@ class AudioIO:
             log.info("audio_resampling", device_rate=rate)
             return rate
 
+    def enable_echo_cancellation(self, rate: int) -> None:
+        """The microphone passes an echo-cancelling thread, the speaker's output as reference
+        (only a duplex device stream has both ends)."""
+        from entropi.hearing.echo import EchoCanceller, EchoWorker
+
+        self._echo = EchoWorker(EchoCanceller(rate), self._deliver)
+        log.info("echo_cancellation", rate=rate)
+
     # The callbacks run on PortAudio's thread: copy, count, queue, wake; nothing else.
 
     def _duplex_callback(self, indata: np.ndarray, outdata: np.ndarray, frames: int,
                          time_info: Any, status: Any) -> None:
         started = time.perf_counter()
         self._count_status(status)
-        self._capture(indata, started)
-        self._play(outdata)
+        if self._echo is not None:
+            self._play(outdata)
+            self._echo.push(indata[:, 0].copy(), outdata[:, 0].copy(), started)
+        else:
+            self._capture(indata, started)
+            self._play(outdata)
         self._record_duration(started)
 
     def _input_callback(self, indata: np.ndarray, frames: int, time_info: Any,
@@ -248,8 +266,11 @@ class AudioIO:
                 self._stats.overflows += 1
 
     def _capture(self, indata: np.ndarray, stamp: float) -> None:
-        samples = indata[:, 0]
-        frame = self._rs_in.push(samples) if self._rs_in is not None else samples.copy()
+        self._deliver(indata[:, 0].copy(), stamp)
+
+    def _deliver(self, samples: np.ndarray, stamp: float) -> None:
+        """A captured device block (owned by us) into the input queue; wakes the loop."""
+        frame = self._rs_in.push(samples) if self._rs_in is not None else samples
         self._in_q.put(frame, stamp)
         self._stats.frames_in += 1
         loop = self._loop

@@ -42,7 +42,8 @@ async def _measure(device: str, seconds: float) -> dict[str, Any]:
     from entropi.constants import FRAME_RATE
 
     ref: str | int = int(device) if device.isdigit() else device
-    audio = open_audio(AudioSection(input_device=ref, output_device=ref))
+    audio = open_audio(AudioSection(input_device=ref, output_device=ref,
+                                    echo_cancellation="off"))
     await audio.start()
     began = time.perf_counter()
     try:

@@ -8,7 +8,7 @@ import json
 import yaml
 
 from entropi.commands import add_config_option, load_for_command
-from entropi.config import check_budget, masked_dump
+from entropi.config import AsrSection, check_budget, masked_dump
 from entropi.vram import estimate_vram_gb
 
 
@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
             "config": masked_dump(cfg),
             "budget": dict(budget.rows()) | {"fits": budget.fits},
             "vram_estimate_gb": vram,
+            "asr": asr_summary(cfg.asr),
         }, indent=2))
         return 0
     print(f"# {cfg.source_path}: OK")
@@ -50,4 +51,24 @@ def run(args: argparse.Namespace) -> int:
         mark = "  <- selected" if q == cfg.runtime.quantization else ""
         print(f"  {q:<5} {est['total_gb']:>5.1f} GB  (weights {est['weights_gb']:.1f}, "
               f"KV {est['kv_cache_gb']:.2f}){mark}")
+    asr = asr_summary(cfg.asr)
+    print("\n# user speech recognition")
+    if asr["backend"] == "none":
+        print("  none: user turns are \"[user spoke N s]\" markers")
+    else:
+        mb = asr["memory_mb"]
+        print(f"  {asr['backend']} {asr['model']} on {asr['device']} {asr['compute_type']}, "
+              f"about {f'{mb} MB' if mb is not None else '? MB (unknown size)'}"
+              f"{' (GPU memory)' if asr['device'] == 'cuda' else ''}")
     return 0
+
+
+def asr_summary(cfg: AsrSection) -> dict[str, object]:
+    """What the recogniser will load, without loading it (device probe only)."""
+    from entropi.hearing.asr import memory_estimate_mb, resolve_device
+
+    if cfg.backend == "none":
+        return {"backend": "none"}
+    device, compute = resolve_device(cfg)
+    return {"backend": cfg.backend, "model": cfg.model, "device": device,
+            "compute_type": compute, "memory_mb": memory_estimate_mb(cfg)}

@@ -1,9 +1,9 @@
 """What was said in a window, as the compactor sees it.
 
-PersonaPlex's text stream carries only the agent's words and the daemon has no ASR, so a live
-transcript is agent utterances plus markers for user turns (``Utterance("user", "", 3.1)``,
-shown as ``[user spoke 3.1 s]``). Transcript files for ``entropi compact`` may also hold
-``user:`` lines with words.
+PersonaPlex's text stream carries only the agent's words; the user's turns come from the
+recogniser (``entropi.hearing``) as ``user:`` lines with words, or as markers
+(``Utterance("user", "", 3.1)``, shown as ``[user spoke 3.1 s]``) where they were not
+transcribed (``asr.backend: none``, a failure, or words kept from a remote LLM).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from entropi.constants import FRAME_SIZE
 async def _loop() -> dict[str, object]:
     inputs, outputs = set(jack_ports("input")), set(jack_ports("output"))
     audio = open_audio(AudioSection(input_device="system", output_device="system",
-                                    queue_frames=32))
+                                    echo_cancellation="off", queue_frames=32))
     await audio.start()
     [ours_in] = [p for p in jack_ports("input") if p not in inputs]
     [ours_out] = [p for p in jack_ports("output") if p not in outputs]

@@ -46,7 +46,8 @@ def _markers(frames: list[np.ndarray]) -> list[int]:
 
 async def _open_looped(**kw: object) -> AudioIO:
     inputs, outputs = set(jack_ports("input")), set(jack_ports("output"))
-    audio = open_audio(AudioSection(input_device="system", output_device="system", **kw))
+    audio = open_audio(AudioSection(input_device="system", output_device="system",
+                                    echo_cancellation="off", **kw))
     await audio.start()
     ours_in = [p for p in jack_ports("input") if p not in inputs]
     ours_out = [p for p in jack_ports("output") if p not in outputs]
@@ -86,7 +87,7 @@ async def test_duplex_runs_5s_without_xruns_and_frames_come_back_in_order(
 
 async def test_slow_consumer_drops_oldest_input_instead_of_blocking(jack: JackDummy) -> None:
     audio = open_audio(AudioSection(input_device="system", output_device="system",
-                                    queue_frames=4))
+                                    echo_cancellation="off", queue_frames=4))
     await audio.start()
     try:
         async with asyncio.timeout(10):

@@ -69,11 +69,28 @@ def test_agent_words_are_not_a_pause_but_pad_epad_and_none_are() -> None:
     assert cuts == [(50, Cut("pause", 4.0))]
 
 
-def test_past_max_seconds_a_short_gap_is_enough() -> None:
+def test_past_max_seconds_a_shorter_real_pause_is_enough() -> None:
     det = PauseDetector(_window())
-    # The user talks past max_seconds (50 frames); 3 quiet frames (240 ms) then end it.
-    cuts = _run(det, [(55, True, TEXT_PAD), (5, False, TEXT_PAD)])
-    assert cuts == [(58, Cut("max", 58 * 0.08))]
+    # The user talks past max_seconds (50 frames); 6 quiet frames (480 ms) then end it.
+    cuts = _run(det, [(55, True, TEXT_PAD), (10, False, TEXT_PAD)])
+    assert cuts == [(61, Cut("max", 61 * 0.08))]
+
+
+def test_past_max_seconds_a_gap_between_words_is_not_a_cut() -> None:
+    """'call your dad on Sunday' | 'at 6 pm': a 0.24-0.32 s gap past max does not end it."""
+    det = PauseDetector(_window(grace_seconds=3.0))
+    words = [(8, True, TEXT_PAD), (3, False, TEXT_PAD), (6, True, TEXT_PAD),
+             (4, False, TEXT_PAD)] * 4
+    assert _run(det, words) == []
+    assert det.seconds > 4.0 + 1.0
+
+
+def test_in_pause_only_after_a_word_gap() -> None:
+    det = PauseDetector(_window())
+    _run(det, [(30, True, TEXT_PAD), (4, False, TEXT_PAD)])
+    assert det.pause_cut_in() is not None and not det.in_pause  # 0.32 s: a word gap
+    _run(det, [(1, False, TEXT_PAD)])
+    assert det.in_pause
 
 
 def test_short_gaps_between_words_do_not_cut_before_max() -> None:

@@ -113,6 +113,7 @@ class FakeLLM:
     def __init__(self, mode: str = "answer") -> None:
         self.mode = mode
         self.requests = 0
+        self.bodies: list[str] = []  # every request body, for tests that check what was sent
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -126,7 +127,7 @@ class FakeLLM:
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length", 0))
-                self.rfile.read(length)
+                outer.bodies.append(self.rfile.read(length).decode())
                 outer.requests += 1
                 if outer.mode == "hang":
                     time.sleep(30)
