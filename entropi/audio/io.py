@@ -17,7 +17,7 @@ import numpy as np
 
 from entropi.audio.devices import import_sounddevice, resolve_device
 from entropi.audio.queues import DropOldestQueue, JitterBuffer
-from entropi.audio.resample import StreamResampler
+from entropi.resample import StreamResampler
 from entropi.audio.stats import AudioStats
 from entropi.audio.wav import WavWriter, read_wav
 from entropi.config import AudioSection

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from entropi.audio.resample import resample
+from entropi.resample import resample
 from entropi.constants import SAMPLE_RATE
 from entropi.errors import InputError
 
