@@ -8,6 +8,8 @@ back uneven chunk sizes, so its output is buffered and each ``push`` returns exa
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 _LEAD_PROBE_BLOCKS = 64  # blocks simulated to size the lead (soxr's chunking is periodic)
@@ -52,7 +54,7 @@ class StreamResampler:
         return out
 
 
-def _stream(src: int, dst: int):  # noqa: ANN202 - soxr has no type stubs
+def _stream(src: int, dst: int) -> Any:  # soxr.ResampleStream (no type stubs)
     import soxr
 
     return soxr.ResampleStream(src, dst, 1, dtype="float32")

@@ -17,13 +17,13 @@ import numpy as np
 
 from entropi.audio.devices import import_sounddevice, resolve_device
 from entropi.audio.queues import DropOldestQueue, JitterBuffer
-from entropi.resample import StreamResampler
 from entropi.audio.stats import AudioStats
 from entropi.audio.wav import WavWriter, read_wav
 from entropi.config import AudioSection
 from entropi.constants import FRAME_SECONDS, FRAME_SIZE, SAMPLE_RATE
 from entropi.errors import DeviceError, InputError
 from entropi.logs import get_logger
+from entropi.resample import StreamResampler
 
 log = get_logger(__name__)
 

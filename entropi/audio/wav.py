@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from entropi.resample import resample
 from entropi.constants import SAMPLE_RATE
 from entropi.errors import InputError
+from entropi.resample import resample
 
 
 def read_wav(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
