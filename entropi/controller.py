@@ -144,6 +144,9 @@ class PersonaPlexController:
 
     async def run(self) -> RunTotals:
         """Prime the first window, then converse until stopped, input ends or max_windows."""
+        if self._stop.is_set():  # stopped while starting up: no window to prime
+            self.state = State.STOPPED
+            return self.totals
         stats = await self._prime(self.prompt, window=1)
         self.totals.prompts.append(self.prompt)
         self._open_window(restart_ms=stats.ms, tokens=stats.tokens)

@@ -31,7 +31,7 @@ from entropi.llm import Compactor, open_llm
 from entropi.logs import get_logger
 from entropi.memory import MemoryService
 from entropi.sdnotify import Notifier
-from entropi.status import write_status
+from entropi.status import RunLock, lock_path, write_status
 
 log = get_logger(__name__)
 
@@ -93,6 +93,10 @@ class Daemon:
         self._live: dict[str, Any] = {"state": "starting"}
         self._status_due = asyncio.Event()
         self._status_closing = False
+        self._status_failing = False  # the last write failed (logged once, until it works)
+        self._loading = False
+        if not cfg.service.watchdog:
+            self.notifier.watchdog_interval = None  # service.watchdog: false → no WATCHDOG=1
 
     # ------------------------------------------------------------------ signals
 
@@ -104,6 +108,14 @@ class Daemon:
             os._exit(128 + signum)
         log.info("stopping", signal=name)
         self.notifier.stopping()
+        if self._loading:
+            # The model load runs in a thread that cannot be interrupted, and nothing has
+            # been said or written yet: leave now rather than after priming window 1.
+            log.info("stopped during model load")
+            self._write_status(self._live | {"state": "stopped"})
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_OK)
         self._live["state"] = "stopping"
         if self.controller is not None:
             self.controller.request_stop()
@@ -115,12 +127,15 @@ class Daemon:
     # ------------------------------------------------------------------ status
 
     def _on_window(self, w: WindowStats, state: State) -> None:
+        # The window that just opened has had no handover yet: report the last one done.
+        done = self.controller.totals.handover_ms if self.controller is not None else ()
+        handover = done[-1] if done else 0.0
         self._live.update(state=state.value, window=w.number, prompt_tokens=w.prompt_tokens,
                           last_end=w.end_reason or None, last_restart_ms=round(w.restart_ms, 1),
-                          last_handover_ms=round(w.handover_ms, 1))
+                          last_handover_ms=round(handover, 1))
         if state is State.LIVE:
             self.notifier.status(f"window {w.number} live, prompt {w.prompt_tokens} tokens, "
-                                 f"last handover {w.handover_ms:.0f} ms")
+                                 f"last handover {handover:.0f} ms")
         self._status_due.set()  # the file is written off the frame loop, right away
 
     def _on_frame(self) -> None:
@@ -128,7 +143,8 @@ class Daemon:
         self.notifier.watchdog()
 
     async def _status_writer(self) -> None:
-        """Every second, or at once after a state change, in a thread: never on the loop."""
+        """Every second (model load included), or at once after a state change, in a thread:
+        never on the loop."""
         while not self._status_closing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._status_due.wait(), 1.0)
@@ -138,7 +154,27 @@ class Daemon:
                 self._live.update(frames=c.totals.frames, windows=c.totals.windows,
                                   dead_air_frames=c.totals.dead_air_frames,
                                   audio=vars(c.audio.stats()))
-            await asyncio.to_thread(write_status, self.cfg.service.status_file, dict(self._live))
+            await asyncio.to_thread(self._write_status, dict(self._live))
+
+    async def _stop_status_writer(self, task: asyncio.Task[None]) -> None:
+        # Let a write in flight finish (a thread can't be cancelled) before the final one.
+        self._status_closing = True
+        self._status_due.set()
+        await task
+
+    def _write_status(self, data: dict[str, Any]) -> None:
+        """A status file is a convenience: a full disk under it must not end the talk."""
+        try:
+            write_status(self.cfg.service.status_file, data)
+        except OSError as exc:
+            if not self._status_failing:
+                log.warning("status_write_failed", path=str(self.cfg.service.status_file),
+                            error=str(exc), action="retrying every second; talk goes on")
+            self._status_failing = True
+        else:
+            if self._status_failing:
+                log.info("status_write_recovered", path=str(self.cfg.service.status_file))
+            self._status_failing = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -146,15 +182,40 @@ class Daemon:
         from entropi.engine import EngineWorker  # torch loads here, not at import
 
         cfg = self.cfg
+        lock = _run_lock(cfg)  # before anything loads: a second daemon stops here
+        try:
+            return await self._serve(EngineWorker)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    async def _serve(self, engine_worker: Any) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
         t_start = time.perf_counter()
-        write_status(cfg.service.status_file, self._live)
-        self.notifier.status("loading model")
-        worker = EngineWorker(cfg)
-        await worker.start()
+        self._write_status(self._live)
+        status = asyncio.create_task(self._status_writer(), name="status-writer")
         try:
+            return await self._load_and_converse(engine_worker, t_start)
+        finally:
+            await self._stop_status_writer(status)
+            self._live["state"] = "stopped"
+            self._write_status(self._live | ({"summary": self.summary} if self.summary else {}))
+
+    async def _load_and_converse(self, engine_worker: Any, t_start: float) -> int:
+        cfg = self.cfg
+        self.notifier.status("loading model")
+        worker = engine_worker(cfg)
+        self._loading = True
+        try:
+            await worker.start()
+        finally:
+            self._loading = False
+        try:
+            if self._stop_before_ready:
+                log.info("stopped before the first window")
+                return EXIT_OK
             budget = check_budget(cfg, voice_frames=worker.engine.voice_frames)
             clips = ThinkingClips.load(cfg.voice)
             deadline = cfg.secondary_model.deadline_seconds or clips.longest_seconds + 1.0
@@ -198,26 +259,20 @@ class Daemon:
                 totals = controller.totals
                 self.summary = summarize(totals, cfg, time.perf_counter() - t_run,
                                          audio.stats(), memory.stats())
-                await memory.write_session_end(
-                    f"Session ended after {totals.windows} windows "
-                    f"({self.summary['audio_seconds']:.0f} s of audio).")
+                if totals.frames:  # a stop before the first frame had no session to end
+                    await memory.write_session_end(
+                        f"Session ended after {totals.windows} windows "
+                        f"({self.summary['audio_seconds']:.0f} s of audio).")
                 await memory.stop()
                 self.summary["memory_entries_written"] = memory.stats().get("entries_written")
-        self._live["state"] = "stopped"
-        write_status(cfg.service.status_file, self._live | {"summary": self.summary})
         return EXIT_OK
 
     async def _supervise(self, controller: PersonaPlexController) -> RunTotals:
-        """Run the controller beside the status writer; a crash in either ends both."""
+        """Run the controller beside the stop guard; a crash in either ends both."""
         async with asyncio.TaskGroup() as tg:
-            status = tg.create_task(self._status_writer(), name="status-writer")
             run = tg.create_task(controller.run(), name="controller")
             guard = tg.create_task(self._stop_guard(controller), name="stop-guard")
             totals = await run
-            # Let a write in flight finish (a thread can't be cancelled) before the final one.
-            self._status_closing = True
-            self._status_due.set()
-            await status
             guard.cancel()
         return totals
 
@@ -250,9 +305,25 @@ def run_daemon(cfg: Config, opts: RunOptions) -> int:
         if sys.stdout.isatty():  # a person is watching: the log line is for machines
             print(human_summary(daemon.summary))
         if opts.summary_json is not None:
-            opts.summary_json.parent.mkdir(parents=True, exist_ok=True)
-            opts.summary_json.write_text(json.dumps(daemon.summary, indent=2))
+            try:
+                opts.summary_json.parent.mkdir(parents=True, exist_ok=True)
+                opts.summary_json.write_text(json.dumps(daemon.summary, indent=2))
+            except OSError as exc:  # checked up front; the disk may still fill meanwhile
+                log.error("summary_write_failed", path=str(opts.summary_json), error=str(exc))
+                code = code or EXIT_CRASH
     return code
+
+
+def _run_lock(cfg: Config) -> RunLock | None:
+    """Lock the run's files (status, WAV, journal) against a second daemon, or say who has."""
+    fallback = (cfg.memory.journal_dir if cfg.memory.enabled else
+                cfg.audio.output_wav if cfg.audio.output == "wav" else None)
+    path = lock_path(cfg.service.status_file, fallback)
+    if path is None:
+        return None
+    lock = RunLock(path)
+    lock.acquire()
+    return lock
 
 
 def human_summary(s: dict[str, Any]) -> str:
