@@ -28,6 +28,7 @@ from entropi.constants import FRAME_SECONDS
 from entropi.llm import CompactionResult, Compactor, Utterance
 from entropi.logs import get_logger
 from entropi.memory import MemoryService, WindowRecord
+from entropi.simclock import SimulatedClock
 from entropi.transcript import WindowTranscript, append_window, render
 
 log = get_logger(__name__)
@@ -129,6 +130,8 @@ class PersonaPlexController:
         self._spec: asyncio.Task[asyncio.Task[str]] | None = None
         self._handover: asyncio.Task[CompactionResult] | None = None
         self._fast = bool(cfg.audio.fast and cfg.audio.input == "wav")
+        # Fast runs have no real clock: this one counts the frames real time would miss.
+        self._clock = SimulatedClock(cfg.audio.jitter_frames) if self._fast else None
         self._spec_at = max(0.0, cfg.window.max_seconds - cfg.secondary_model.speculative_seconds)
         self._spec_on_pause = False
         self._pause_specs = 0  # pause-triggered starts this window (each costs an LLM call)
@@ -150,18 +153,25 @@ class PersonaPlexController:
         stats = await self._prime(self.prompt, window=1)
         self.totals.prompts.append(self.prompt)
         self._open_window(restart_ms=stats.ms, tokens=stats.tokens)
+        last_end = time.perf_counter()
         while not self._stop.is_set():
             pcm = await self.audio.read_frame()
             if pcm is None:
                 log.info("input ended", frames=self.totals.frames)
                 break
             t0 = time.perf_counter()
+            idle = 0.0
             if self.state is State.LIVE:
                 model_s = await self._live_frame(pcm)
             else:
                 model_s = await self._thinking_frame()  # pacing, excluded like model time
+                idle = min(model_s, FRAME_SECONDS)  # beyond one period the loop was stuck
             self.totals.frames += 1
-            self.totals.overhead_ms.append((time.perf_counter() - t0 - model_s) * 1e3)
+            end = time.perf_counter()
+            self.totals.overhead_ms.append((end - t0 - model_s) * 1e3)
+            if self._clock is not None:  # busy since the last frame: stalls anywhere count
+                self._clock.frame_done(end - last_end - idle)
+            last_end = end
             self.on_frame()
             if self.max_windows is not None and self.totals.windows >= self.max_windows \
                     and self.state is State.LIVE and self.window and self.window.frames == 0:
@@ -241,7 +251,7 @@ class PersonaPlexController:
         self.window = WindowStats(number=number, started=time.perf_counter(),
                                   opened_at=datetime.now(UTC),
                                   restart_ms=restart_ms, prompt_tokens=tokens)
-        self._dead_air_base = _late_or_missing(self.audio)
+        self._dead_air_base = self._late_frames()
         self.transcript = WindowTranscript()
         self.detector.reset()
         self._spec = None
@@ -314,7 +324,7 @@ class PersonaPlexController:
         assert self.window is not None
         w = self.window
         w.handover_ms = (time.perf_counter() - self._handover_t0) * 1e3
-        w.dead_air_frames = _late_or_missing(self.audio) - self._dead_air_base
+        w.dead_air_frames = self._late_frames() - self._dead_air_base
         self.prompt = result.prompt
         t = self.totals
         t.windows += 1
@@ -333,6 +343,11 @@ class PersonaPlexController:
                  restart_ms=round(w.restart_ms, 1), handover_ms=round(w.handover_ms, 1),
                  **_audio_counters(self.audio))
         self._open_window(restart_ms=w.restart_ms, tokens=w.prompt_tokens)
+
+    def _late_frames(self) -> int:
+        """Dead-air frames so far: from the audio clock, or the simulated one in fast mode."""
+        simulated = self._clock.late if self._clock is not None else 0
+        return _late_or_missing(self.audio) + simulated
 
     async def _drain_handover(self) -> None:
         """At stop, let a running handover finish its memory write (bounded by the caller)."""
