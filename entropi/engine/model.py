@@ -10,7 +10,12 @@ from typing import Any
 import torch
 
 from entropi.config import Config
-from entropi.engine.checkpoints import Checkpoint, load_lm_state, resolve_checkpoint
+from entropi.engine.checkpoints import (
+    Checkpoint,
+    keep_uncut_depformer_span,
+    load_lm_state,
+    resolve_checkpoint,
+)
 from entropi.errors import ModelError
 from entropi.logs import get_logger
 from entropi.tokenizer import TextTokenizer
@@ -179,7 +184,7 @@ def load_random_full(cfg: Config) -> Models:
     tiny = ensure_tiny_checkpoint(cfg.model.cache_dir, cfg.model.tiny_seed)
     kwargs = dict(personaplex_lm_kwargs(), context=cfg.runtime.context_window)
     torch.manual_seed(cfg.model.tiny_seed)
-    lm = LMModel(device=device, dtype=dtype, **kwargs).eval()
+    lm = keep_uncut_depformer_span(LMModel(device=device, dtype=dtype, **kwargs).eval())
     quantize_lm(lm, cfg.runtime.quantization, device)
     ckpt = Checkpoint(tiny.moshi_weights, tiny.mimi_weights, tiny.tokenizer, kwargs, None)
     from moshi.models.loaders import get_mimi
