@@ -80,6 +80,8 @@ class RunTotals:
     frames: int = 0
     live_frames: int = 0
     dead_air_frames: int = 0
+    # Fast mode: late frames on the simulated clock had the model taken no time (0 otherwise).
+    loop_dead_air_frames: int = 0
     fallbacks: int = 0
     prompts: deque[str] = field(default_factory=lambda: deque(maxlen=1_000))
     handover_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
@@ -130,8 +132,11 @@ class PersonaPlexController:
         self._spec: asyncio.Task[asyncio.Task[str]] | None = None
         self._handover: asyncio.Task[CompactionResult] | None = None
         self._fast = bool(cfg.audio.fast and cfg.audio.input == "wav")
-        # Fast runs have no real clock: this one counts the frames real time would miss.
+        # Fast runs have no real clock: this one counts the frames real time would miss. The
+        # second leaves model time out: what orchestration alone would cost (the machine's
+        # engine speed aside).
         self._clock = SimulatedClock(cfg.audio.jitter_frames) if self._fast else None
+        self._loop_clock = SimulatedClock(cfg.audio.jitter_frames) if self._fast else None
         self._spec_at = max(0.0, cfg.window.max_seconds - cfg.secondary_model.speculative_seconds)
         self._spec_on_pause = False
         self._pause_specs = 0  # pause-triggered starts this window (each costs an LLM call)
@@ -160,17 +165,20 @@ class PersonaPlexController:
                 log.info("input ended", frames=self.totals.frames)
                 break
             t0 = time.perf_counter()
-            idle = 0.0
+            idle = model_time = 0.0
             if self.state is State.LIVE:
-                model_s = await self._live_frame(pcm)
+                model_s = model_time = await self._live_frame(pcm)
             else:
                 model_s = await self._thinking_frame()  # pacing, excluded like model time
                 idle = min(model_s, FRAME_SECONDS)  # beyond one period the loop was stuck
             self.totals.frames += 1
             end = time.perf_counter()
             self.totals.overhead_ms.append((end - t0 - model_s) * 1e3)
-            if self._clock is not None:  # busy since the last frame: stalls anywhere count
-                self._clock.frame_done(end - last_end - idle)
+            if self._clock is not None and self._loop_clock is not None:
+                busy = end - last_end - idle  # since the last frame: stalls anywhere count
+                self._clock.frame_done(busy)
+                self._loop_clock.frame_done(busy - model_time)
+                self.totals.loop_dead_air_frames = self._loop_clock.late
             last_end = end
             self.on_frame()
             if self.max_windows is not None and self.totals.windows >= self.max_windows \

@@ -57,9 +57,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         daemon = _Measured(cfg, RunOptions(max_windows=args.windows))
         asyncio.run(daemon.serve())
     s = daemon.summary
-    keys = ("windows", "frames", "dead_air_frames", "overhead_ms_p50", "overhead_ms_p99",
-            "handover_ms_p50", "handover_ms_p99", "fallbacks", "compaction_ms_p50",
-            "restart_ms_p50", "wall_seconds", "audio_seconds")
+    keys = ("windows", "frames", "dead_air_frames", "loop_dead_air_frames", "overhead_ms_p50",
+            "overhead_ms_p99", "handover_ms_p50", "handover_ms_p99", "fallbacks",
+            "compaction_ms_p50", "restart_ms_p50", "wall_seconds", "audio_seconds")
     rss = daemon.rss_mb
     return {k: s[k] for k in keys} | {"config": str(args.config),
                                       "llm_backend": cfg.secondary_model.backend,
