@@ -114,6 +114,20 @@ class ConversationSection(Section):
     prompt_token_budget: int = Field(150, ge=8, le=1000)
     transcript_file: ConfigPath | None = None
 
+    @field_validator("base_persona", "initial_prompt")
+    @classmethod
+    def _plain_prompt(cls, value: str | None) -> str | None:
+        # The engine wraps the prompt as "<system> {prompt} <system>" itself (as the
+        # reference does, on stripped text); a tag inside would end the system text early.
+        if value is None:
+            return None
+        if "<system>" in value.lower():
+            raise ValueError("must not contain <system>: entropi adds the tags itself")
+        value = value.strip()
+        if not value:
+            raise ValueError("is empty once stripped of spaces")
+        return value
+
     @property
     def first_prompt(self) -> str:
         return self.initial_prompt or self.base_persona
