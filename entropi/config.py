@@ -77,7 +77,7 @@ class ModelSection(Section):
 class RuntimeSection(Section):
     device: str = "auto"
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
-    quantization: Literal["none", "int8", "int4", "fp8"] = "int8"
+    quantization: Literal["auto", "none", "int8", "int4", "fp8"] = "auto"
     context_window: int = Field(750, ge=16, le=3000)
     cuda_graphs: bool = True
     torch_threads: int | None = Field(None, ge=1, le=256)

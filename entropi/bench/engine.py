@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "device": mem["device"],
         "weights": args.random_weights or cfg.model.source,
         "dtype": str(models.dtype).removeprefix("torch."),
-        "quantization": cfg.runtime.quantization,
+        "quantization": models.quantization,
         "context": cfg.runtime.context_window,
         "voice_frames": engine.voice_frames,
         "prompt_tokens": fast[0].tokens,
