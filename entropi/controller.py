@@ -80,7 +80,7 @@ class RunTotals:
     frames: int = 0
     live_frames: int = 0
     dead_air_frames: int = 0
-    # Fast mode: late frames on the simulated clock had the model taken no time (0 otherwise).
+    # Fast mode: late frames on the simulated clock counting only the loop's own CPU time.
     loop_dead_air_frames: int = 0
     fallbacks: int = 0
     prompts: deque[str] = field(default_factory=lambda: deque(maxlen=1_000))
@@ -133,8 +133,8 @@ class PersonaPlexController:
         self._handover: asyncio.Task[CompactionResult] | None = None
         self._fast = bool(cfg.audio.fast and cfg.audio.input == "wav")
         # Fast runs have no real clock: this one counts the frames real time would miss. The
-        # second leaves model time out: what orchestration alone would cost (the machine's
-        # engine speed aside).
+        # second counts only the event loop's own CPU time: what orchestration alone costs,
+        # whatever the model's speed or the machine's load.
         self._clock = SimulatedClock(cfg.audio.jitter_frames) if self._fast else None
         self._loop_clock = SimulatedClock(cfg.audio.jitter_frames) if self._fast else None
         self._spec_at = max(0.0, cfg.window.max_seconds - cfg.secondary_model.speculative_seconds)
@@ -158,16 +158,16 @@ class PersonaPlexController:
         stats = await self._prime(self.prompt, window=1)
         self.totals.prompts.append(self.prompt)
         self._open_window(restart_ms=stats.ms, tokens=stats.tokens)
-        last_end = time.perf_counter()
+        last_end, last_cpu = time.perf_counter(), time.thread_time()
         while not self._stop.is_set():
             pcm = await self.audio.read_frame()
             if pcm is None:
                 log.info("input ended", frames=self.totals.frames)
                 break
             t0 = time.perf_counter()
-            idle = model_time = 0.0
+            idle = 0.0
             if self.state is State.LIVE:
-                model_s = model_time = await self._live_frame(pcm)
+                model_s = await self._live_frame(pcm)
             else:
                 model_s = await self._thinking_frame()  # pacing, excluded like model time
                 idle = min(model_s, FRAME_SECONDS)  # beyond one period the loop was stuck
@@ -175,10 +175,11 @@ class PersonaPlexController:
             end = time.perf_counter()
             self.totals.overhead_ms.append((end - t0 - model_s) * 1e3)
             if self._clock is not None and self._loop_clock is not None:
-                busy = end - last_end - idle  # since the last frame: stalls anywhere count
-                self._clock.frame_done(busy)
-                self._loop_clock.frame_done(busy - model_time)
+                cpu = time.thread_time()  # this thread only: the model runs on its own
+                self._clock.frame_done(end - last_end - idle)  # stalls anywhere count
+                self._loop_clock.frame_done(cpu - last_cpu)
                 self.totals.loop_dead_air_frames = self._loop_clock.late
+                last_cpu = cpu
             last_end = end
             self.on_frame()
             if self.max_windows is not None and self.totals.windows >= self.max_windows \
