@@ -29,6 +29,19 @@ def _temp_files(directory: Path) -> list[Path]:
     return [p for p in directory.rglob("*") if p.name.endswith(".tmp")]
 
 
+def _sigterm(daemon, proc) -> str:
+    """Stop the daemon as systemd would; it must exit 0. Its log."""
+    try:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = daemon.output()
+    assert proc.returncode == 0, out
+    return out
+
+
 def test_status_survives_a_failing_disk_a_second_daemon_is_refused_and_watchdog_off(
         daemon, fake_llm, notify_socket):
     path, messages = notify_socket
@@ -57,13 +70,10 @@ def test_status_survives_a_failing_disk_a_second_daemon_is_refused_and_watchdog_
         (status / "keep").write_text("x")
         time.sleep(2.5)  # two or three failed writes
         assert proc.poll() is None, daemon.output()
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    out = daemon.output()
-    assert proc.returncode == 0, out
+    except BaseException:
+        proc.kill()
+        raise
+    out = _sigterm(daemon, proc)
     failed = [e for e in log_events(out) if e.get("event") == "status_write_failed"]
     assert len(failed) == 1, out  # said once, not every second
     assert daemon.summary()["windows"] >= 1
@@ -79,13 +89,10 @@ def test_sigterm_during_model_load_stops_without_a_session(daemon):
     proc = daemon.start()
     try:
         daemon.wait_status(lambda st: st.get("state") == "starting", proc=proc, timeout=60)
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    out = daemon.output()
-    assert proc.returncode == 0, out
+    except BaseException:
+        proc.kill()
+        raise
+    out = _sigterm(daemon, proc)
     events = [e.get("event") for e in log_events(out)]
     assert "primed" not in events and "ready" not in events, out
     journal = "".join(p.read_text() for p in (daemon.dir / "journal").rglob("*.md"))
