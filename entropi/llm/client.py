@@ -230,6 +230,9 @@ class ChatClient:
                              detail)
         hint = _FATAL_HINTS.get(status)
         if status in _REFUSING_STATUSES:
+            known = _refusals.get(self._fingerprint)
+            if known is not None:  # a request sent alongside already said it
+                raise known
             error = ChatError(f"{self.label}: {hint}: {detail}; no more requests until the "
                               "config changes", f"http {status}", fatal=True)
             _refusals[self._fingerprint] = error

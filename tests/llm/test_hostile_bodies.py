@@ -3,13 +3,14 @@ text work stays off the event loop, a cut stream is a failure, and a refusal is 
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import tracemalloc
 
 import pytest
 import structlog
 
-from entropi.llm import ChatClient, Compactor
+from entropi.llm import ChatClient, ChatError, Compactor
 from entropi.llm import compactor as compactor_module
 from tests.llm.checks import assert_valid_prompt
 from tests.llm.fake_openai import Reply, sse_cut, sse_text
@@ -81,9 +82,18 @@ async def test_refusal_is_said_once_then_no_more_requests_until_the_config_chang
     (said,) = _events(all_logs, "llm_refused")
     assert said["status"] == status and "until the config changes" in said["action"]
     assert not _events(all_logs, "llm_http_error")
+    # Requests already in flight together (summary + memory directive) say it once too.
+    other = _cfg(make_cfg, fake, model="third/model")
+    async with ChatClient(other.secondary_model) as client:
+        with structlog.testing.capture_logs() as logs:
+            results = await asyncio.gather(
+                *(client.complete([{"role": "user", "content": "hi"}]) for _ in range(3)),
+                return_exceptions=True)
+    assert all(isinstance(r, ChatError) for r in results)
+    assert len(_events(logs, "llm_refused")) == 1
     # Another model (or key, or server) is another config: it gets asked again.
     await _compact(_cfg(make_cfg, fake, model="other/model"), tokenizer)
-    assert len(fake.requests) == 2
+    assert len(fake.requests) == 5
 
 
 async def test_answer_text_is_cleaned_in_a_thread_not_on_the_event_loop(
