@@ -117,7 +117,7 @@ class ModelSection(Section):
 class RuntimeSection(Section):
     device: str = "auto"
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
-    quantization: Literal["none", "int8", "int4", "fp8"] = "int8"
+    quantization: Literal["auto", "none", "int8", "int4", "fp8"] = "auto"
     context_window: int = Field(750, ge=16, le=3000)
     cuda_graphs: bool = True
     torch_threads: int | None = Field(None, ge=1, le=256)
@@ -191,6 +191,20 @@ class ConversationSection(Section):
     initial_prompt: str | None = None
     prompt_token_budget: int = Field(150, ge=8, le=1000)
     transcript_file: ConfigPath | None = None
+
+    @field_validator("base_persona", "initial_prompt")
+    @classmethod
+    def _plain_prompt(cls, value: str | None) -> str | None:
+        # The engine wraps the prompt as "<system> {prompt} <system>" itself (as the
+        # reference does, on stripped text); a tag inside would end the system text early.
+        if value is None:
+            return None
+        if "<system>" in value.lower():
+            raise ValueError("must not contain <system>: entropi adds the tags itself")
+        value = value.strip()
+        if not value:
+            raise ValueError("is empty once stripped of spaces")
+        return value
 
     @model_validator(mode="after")
     def _persona_size(self) -> ConversationSection:

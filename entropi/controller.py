@@ -32,6 +32,7 @@ from entropi.llm import CompactionResult, Compactor, Utterance
 from entropi.logs import get_logger
 from entropi.memory import MemoryService, WindowRecord
 from entropi.memory.crypto import cipher_from_env
+from entropi.simclock import SimulatedClock
 from entropi.transcript import WindowTranscript, append_window, render
 
 log = get_logger(__name__)
@@ -83,6 +84,8 @@ class RunTotals:
     frames: int = 0
     live_frames: int = 0
     dead_air_frames: int = 0
+    # Fast mode: late frames on the simulated clock counting only the loop's own CPU time.
+    loop_dead_air_frames: int = 0
     fallbacks: int = 0
     prompts: deque[str] = field(default_factory=lambda: deque(maxlen=1_000))
     handover_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
@@ -141,6 +144,11 @@ class PersonaPlexController:
         self._spec: asyncio.Task[asyncio.Task[str]] | None = None
         self._handover: asyncio.Task[CompactionResult] | None = None
         self._fast = bool(cfg.audio.fast and cfg.audio.input == "wav")
+        # Fast runs have no real clock: this one counts the frames real time would miss. The
+        # second counts only the event loop's own CPU time: what orchestration alone costs,
+        # whatever the model's speed or the machine's load.
+        self._clock = SimulatedClock(cfg.audio.jitter_frames) if self._fast else None
+        self._loop_clock = SimulatedClock(cfg.audio.jitter_frames) if self._fast else None
         self._spec_at = max(0.0, cfg.window.max_seconds - cfg.secondary_model.speculative_seconds)
         self._spec_on_pause = False
         self._spec_seen: list[Utterance] = []  # what the last started compaction was given
@@ -157,21 +165,35 @@ class PersonaPlexController:
 
     async def run(self) -> RunTotals:
         """Prime the first window, then converse until stopped, input ends or max_windows."""
+        if self._stop.is_set():  # stopped while starting up: no window to prime
+            self.state = State.STOPPED
+            return self.totals
         stats = await self._prime(self.prompt, window=1)
         self.totals.prompts.append(self.prompt)
         self._open_window(restart_ms=stats.ms, tokens=stats.tokens)
+        last_end, last_cpu = time.perf_counter(), time.thread_time()
         while not self._stop.is_set():
             pcm = await self.audio.read_frame()
             if pcm is None:
                 log.info("input ended", frames=self.totals.frames)
                 break
             t0 = time.perf_counter()
+            idle = 0.0
             if self.state is State.LIVE:
                 model_s = await self._live_frame(pcm)
             else:
                 model_s = await self._thinking_frame()  # pacing, excluded like model time
+                idle = min(model_s, FRAME_SECONDS)  # beyond one period the loop was stuck
             self.totals.frames += 1
-            self.totals.overhead_ms.append((time.perf_counter() - t0 - model_s) * 1e3)
+            end = time.perf_counter()
+            self.totals.overhead_ms.append((end - t0 - model_s) * 1e3)
+            if self._clock is not None and self._loop_clock is not None:
+                cpu = time.thread_time()  # this thread only: the model runs on its own
+                self._clock.frame_done(end - last_end - idle)  # stalls anywhere count
+                self._loop_clock.frame_done(cpu - last_cpu)
+                self.totals.loop_dead_air_frames = self._loop_clock.late
+                last_cpu = cpu
+            last_end = end
             self.on_frame()
             if self.max_windows is not None and self.totals.windows >= self.max_windows \
                     and self.state is State.LIVE and self.window and self.window.frames == 0:
@@ -259,7 +281,7 @@ class PersonaPlexController:
         self.window = WindowStats(number=number, started=time.perf_counter(),
                                   opened_at=datetime.now(UTC),
                                   restart_ms=restart_ms, prompt_tokens=tokens)
-        self._dead_air_base = _late_or_missing(self.audio)
+        self._dead_air_base = self._late_frames()
         # Turns of the last window still being transcribed open this one with their words.
         self.transcript = WindowTranscript(self.asr, carried=self.transcript.pending())
         self.detector.reset()
@@ -343,7 +365,7 @@ class PersonaPlexController:
         assert self.window is not None
         w = self.window
         w.handover_ms = (time.perf_counter() - self._handover_t0) * 1e3
-        w.dead_air_frames = _late_or_missing(self.audio) - self._dead_air_base
+        w.dead_air_frames = self._late_frames() - self._dead_air_base
         self.prompt = result.prompt
         t = self.totals
         t.windows += 1
@@ -362,6 +384,11 @@ class PersonaPlexController:
                  restart_ms=round(w.restart_ms, 1), handover_ms=round(w.handover_ms, 1),
                  **_audio_counters(self.audio))
         self._open_window(restart_ms=w.restart_ms, tokens=w.prompt_tokens)
+
+    def _late_frames(self) -> int:
+        """Dead-air frames so far: from the audio clock, or the simulated one in fast mode."""
+        simulated = self._clock.late if self._clock is not None else 0
+        return _late_or_missing(self.audio) + simulated
 
     async def _drain_handover(self) -> None:
         """At stop, let a running handover finish its memory write (bounded by the caller)."""

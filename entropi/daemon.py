@@ -34,7 +34,7 @@ from entropi.logs import get_logger
 from entropi.memory import MemoryService
 from entropi.private_files import write_private
 from entropi.sdnotify import Notifier
-from entropi.status import write_status
+from entropi.status import RunLock, lock_path, write_status
 
 log = get_logger(__name__)
 
@@ -61,6 +61,7 @@ def summarize(totals: RunTotals, cfg: Config, seconds: float,
         "frames": totals.frames,
         "live_frames": totals.live_frames,
         "dead_air_frames": totals.dead_air_frames,
+        "loop_dead_air_frames": totals.loop_dead_air_frames,
         "fallbacks": totals.fallbacks,
         "clips_played": totals.clips_played,
         "overhead_ms_p50": round(_pct(totals.overhead_ms, 50), 4),
@@ -102,6 +103,10 @@ class Daemon:
         self.calls: list[dict[str, Any]] = []  # per remote call: latency samples, problems
         self._ended: WindowStats | None = None
         self._asr: TurnTranscriber | None = None
+        self._status_failing = False  # the last write failed (logged once, until it works)
+        self._loading = False
+        if not cfg.service.watchdog:
+            self.notifier.watchdog_interval = None  # service.watchdog: false → no WATCHDOG=1
 
     # ------------------------------------------------------------------ signals
 
@@ -113,6 +118,14 @@ class Daemon:
             os._exit(128 + signum)
         log.info("stopping", signal=name)
         self.notifier.stopping()
+        if self._loading:
+            # The model load runs in a thread that cannot be interrupted, and nothing has
+            # been said or written yet: leave now rather than after priming window 1.
+            log.info("stopped during model load")
+            self._write_status(self._live | {"state": "stopped"})
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(EXIT_OK)
         self._live["state"] = "stopping"
         self.stop_requested.set()  # a daemon waiting for a caller stops waiting
         if self.controller is not None:
@@ -125,9 +138,12 @@ class Daemon:
     # ------------------------------------------------------------------ status
 
     def _on_window(self, w: WindowStats, state: State) -> None:
+        # The window that just opened has had no handover yet: report the last one done.
+        done = self.controller.totals.handover_ms if self.controller is not None else ()
+        handover = done[-1] if done else 0.0
         self._live.update(state=state.value, window=w.number, prompt_tokens=w.prompt_tokens,
                           last_end=w.end_reason or None, last_restart_ms=round(w.restart_ms, 1),
-                          last_handover_ms=round(w.handover_ms, 1))
+                          last_handover_ms=round(handover, 1))
         if state is State.THINKING:
             self._ended = w
             log.info("window_end", window=w.number, frames=w.frames, end=w.end_reason)
@@ -136,7 +152,7 @@ class Daemon:
             self.publish("state", state="thinking", window=w.number)
         elif state is State.LIVE:
             self.notifier.status(f"window {w.number} live, prompt {w.prompt_tokens} tokens, "
-                                 f"last handover {w.handover_ms:.0f} ms")
+                                 f"last handover {handover:.0f} ms")
             ended, self._ended = self._ended, None
             prompt = self.controller.prompt if self.controller is not None else None
             if ended is not None:  # its handover is over: compaction figures are known
@@ -165,7 +181,8 @@ class Daemon:
         self.notifier.watchdog()
 
     async def _status_writer(self) -> None:
-        """Every second, or at once after a state change, in a thread: never on the loop."""
+        """Every second (model load included), or at once after a state change, in a thread:
+        never on the loop."""
         while not self._status_closing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._status_due.wait(), 1.0)
@@ -178,7 +195,27 @@ class Daemon:
                 info = getattr(c.audio, "status_info", None)  # Discord: channel, people
                 if callable(info):
                     self._live["discord"] = info()
-            await asyncio.to_thread(write_status, self.cfg.service.status_file, dict(self._live))
+            await asyncio.to_thread(self._write_status, dict(self._live))
+
+    async def _stop_status_writer(self, task: asyncio.Task[None]) -> None:
+        # Let a write in flight finish (a thread can't be cancelled) before the final one.
+        self._status_closing = True
+        self._status_due.set()
+        await task
+
+    def _write_status(self, data: dict[str, Any]) -> None:
+        """A status file is a convenience: a full disk under it must not end the talk."""
+        try:
+            write_status(self.cfg.service.status_file, data)
+        except OSError as exc:
+            if not self._status_failing:
+                log.warning("status_write_failed", path=str(self.cfg.service.status_file),
+                            error=str(exc), action="retrying every second; talk goes on")
+            self._status_failing = True
+        else:
+            if self._status_failing:
+                log.info("status_write_recovered", path=str(self.cfg.service.status_file))
+            self._status_failing = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -186,11 +223,29 @@ class Daemon:
         from entropi.engine import EngineWorker  # torch loads here, not at import
 
         cfg = self.cfg
+        lock = _run_lock(cfg)  # before anything loads: a second daemon stops here
+        try:
+            return await self._serve(EngineWorker)
+        finally:
+            if lock is not None:
+                lock.release()
+
+    async def _serve(self, engine_worker: Any) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig)
         t_start = time.perf_counter()
-        write_status(cfg.service.status_file, self._live)
+        self._write_status(self._live)
+        status = asyncio.create_task(self._status_writer(), name="status-writer")
+        try:
+            return await self._load_and_converse(engine_worker, t_start)
+        finally:
+            await self._stop_status_writer(status)
+            self._live["state"] = "stopped"
+            self._write_status(self._live | ({"summary": self.summary} if self.summary else {}))
+
+    async def _load_and_converse(self, engine_worker: Any, t_start: float) -> int:
+        cfg = self.cfg
         if cfg.audio.input == "discord":  # a missing token fails now, not after the model
             from entropi.discord import require_token
 
@@ -200,9 +255,16 @@ class Daemon:
         transcriber = await asyncio.to_thread(open_transcriber, cfg.asr)
         self._asr = (TurnTranscriber(transcriber, cfg.asr.turn_timeout_seconds)
                      if transcriber is not None else None)
-        worker = EngineWorker(cfg)
-        await worker.start()
+        worker = engine_worker(cfg)
+        self._loading = True
         try:
+            await worker.start()
+        finally:
+            self._loading = False
+        try:
+            if self._stop_before_ready:
+                log.info("stopped before the first window")
+                return EXIT_OK
             budget = check_budget(cfg, voice_frames=worker.engine.voice_frames)
             # The persona's own rendered clips (rendered here, before READY, if needed).
             from entropi.engine.render import thinking_clips
@@ -222,28 +284,18 @@ class Daemon:
     async def _converse(self, worker, clips: ThinkingClips, deadline: float,
                         t_start: float) -> int:
         cfg = self.cfg
-        async with open_llm(cfg.secondary_model) as client, asyncio.TaskGroup() as tg:
-            # The status writer outlives single conversations (the daemon may wait for the
-            # next caller); a crash in it ends the run like one in the controller.
-            tg.create_task(self._status_writer(), name="status-writer")
-            try:
-                if cfg.audio.input == "websocket":
-                    from entropi.server.calls import serve_callers
+        async with open_llm(cfg.secondary_model) as client:
+            if cfg.audio.input == "websocket":
+                from entropi.server.calls import serve_callers
 
-                    await serve_callers(self, worker, client, clips, deadline)
-                else:
-                    audio = open_audio(cfg.audio, cfg)
-                    await audio.start()
-                    self.notifier.ready(status="ready: priming first window")
-                    log.info("ready", load_s=round(time.perf_counter() - t_start, 2),
-                             deadline_s=round(deadline, 2), clips=len(clips))
-                    await self._conversation(cfg, worker, client, clips, deadline, audio)
-            finally:
-                # Let a write in flight finish (a thread can't be cancelled) before the last.
-                self._status_closing = True
-                self._status_due.set()
-        self._live["state"] = "stopped"
-        write_status(cfg.service.status_file, self._live | {"summary": self.summary})
+                await serve_callers(self, worker, client, clips, deadline)
+            else:
+                audio = open_audio(cfg.audio, cfg)
+                await audio.start()
+                self.notifier.ready(status="ready: priming first window")
+                log.info("ready", load_s=round(time.perf_counter() - t_start, 2),
+                         deadline_s=round(deadline, 2), clips=len(clips))
+                await self._conversation(cfg, worker, client, clips, deadline, audio)
         return EXIT_OK
 
     async def _conversation(self, cfg: Config, worker, client, clips: ThinkingClips,
@@ -275,9 +327,10 @@ class Daemon:
             if self._asr is not None:
                 self.summary |= {"asr_turns": self._asr.turns,
                                  "asr_failures": self._asr.failures}
-            await memory.write_session_end(
-                f"Session ended after {totals.windows} windows "
-                f"({self.summary['audio_seconds']:.0f} s of audio).")
+            if totals.frames:  # a stop before the first frame had no session to end
+                await memory.write_session_end(
+                    f"Session ended after {totals.windows} windows "
+                    f"({self.summary['audio_seconds']:.0f} s of audio).")
             await memory.stop()
             self.summary["memory_entries_written"] = memory.stats().get("entries_written")
             self.controller = None
@@ -320,8 +373,24 @@ def run_daemon(cfg: Config, opts: RunOptions) -> int:
         if sys.stdout.isatty():  # a person is watching: the log line is for machines
             print(human_summary(daemon.summary))
         if opts.summary_json is not None:
-            write_private(opts.summary_json, json.dumps(daemon.summary, indent=2).encode())
+            try:
+                write_private(opts.summary_json, json.dumps(daemon.summary, indent=2).encode())
+            except OSError as exc:  # checked up front; the disk may still fill meanwhile
+                log.error("summary_write_failed", path=str(opts.summary_json), error=str(exc))
+                code = code or EXIT_CRASH
     return code
+
+
+def _run_lock(cfg: Config) -> RunLock | None:
+    """Lock the run's files (status, WAV, journal) against a second daemon, or say who has."""
+    fallback = (cfg.memory.journal_dir if cfg.memory.enabled else
+                cfg.audio.output_wav if cfg.audio.output == "wav" else None)
+    path = lock_path(cfg.service.status_file, fallback)
+    if path is None:
+        return None
+    lock = RunLock(path)
+    lock.acquire()
+    return lock
 
 
 def human_summary(s: dict[str, Any]) -> str:

@@ -17,7 +17,6 @@ import numpy as np
 
 from entropi.audio.devices import import_sounddevice, resolve_device
 from entropi.audio.queues import DropOldestQueue, JitterBuffer
-from entropi.audio.resample import StreamResampler
 from entropi.audio.stats import AudioStats
 from entropi.audio.transport import AudioTransport
 from entropi.audio.wav import ArraySource, WavStream, WavWriter, open_wav_source
@@ -25,6 +24,7 @@ from entropi.config import AudioSection, Config
 from entropi.constants import FRAME_SECONDS, FRAME_SIZE, SAMPLE_RATE
 from entropi.errors import DeviceError, InputError
 from entropi.logs import get_logger
+from entropi.resample import StreamResampler
 
 log = get_logger(__name__)
 

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from entropi.audio.resample import resample
 from entropi.constants import SAMPLE_RATE
 from entropi.errors import InputError
 from entropi.private_files import make_private_dirs, open_private
+from entropi.resample import resample
 
 # Real audio is 8 kHz (telephone) to 384 kHz (studio); anything else is a broken header.
 MIN_RATE, MAX_RATE = 4_000, 384_000

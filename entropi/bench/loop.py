@@ -1,7 +1,8 @@
 """``entropi bench loop``: the whole daemon in fast WAV mode for N windows.
 
 Reports orchestration overhead per frame (controller time minus model time), handover
-(window end → next LIVE frame) and dead-air frames.
+(window end → next LIVE frame), dead-air frames (fast mode: on the simulated 80 ms clock) and
+resident memory at each window start, with its slope (MB per 100 windows) after window 2.
 """
 
 from __future__ import annotations
@@ -27,7 +28,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from entropi.audio import read_wav, write_wav
     from entropi.config import load_config
     from entropi.constants import SAMPLE_RATE
+    from entropi.controller import State
     from entropi.daemon import Daemon, RunOptions
+
+    class _Measured(Daemon):
+        """The daemon, noting resident memory as each window goes live."""
+
+        def __init__(self, *a: Any) -> None:
+            super().__init__(*a)
+            self.rss_mb: list[float] = []
+
+        def _on_window(self, w: Any, state: State) -> None:
+            super()._on_window(w, state)
+            if state is State.LIVE:
+                self.rss_mb.append(_rss_mb())
 
     cfg = load_config(args.config)
     with tempfile.TemporaryDirectory() as tmp:
@@ -40,11 +54,33 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             write_wav(looped, np.tile(pcm, need // len(pcm) + 1))
             audio |= {"input_wav": looped, "fast": True}
         cfg = cfg.model_copy(update={"audio": cfg.audio.model_copy(update=audio)})
-        daemon = Daemon(cfg, RunOptions(max_windows=args.windows))
+        daemon = _Measured(cfg, RunOptions(max_windows=args.windows))
         asyncio.run(daemon.serve())
     s = daemon.summary
-    keys = ("windows", "frames", "dead_air_frames", "overhead_ms_p50", "overhead_ms_p99",
-            "handover_ms_p50", "handover_ms_p99", "fallbacks", "compaction_ms_p50",
-            "restart_ms_p50", "wall_seconds", "audio_seconds")
+    keys = ("windows", "frames", "dead_air_frames", "loop_dead_air_frames", "overhead_ms_p50",
+            "overhead_ms_p99", "handover_ms_p50", "handover_ms_p99", "fallbacks",
+            "compaction_ms_p50", "restart_ms_p50", "wall_seconds", "audio_seconds")
+    rss = daemon.rss_mb
     return {k: s[k] for k in keys} | {"config": str(args.config),
-                                      "llm_backend": cfg.secondary_model.backend}
+                                      "llm_backend": cfg.secondary_model.backend,
+                                      "rss_mb_window_2": rss[1] if len(rss) > 1 else None,
+                                      "rss_mb_last_window": rss[-1] if rss else None,
+                                      "rss_mb_per_100_windows": _slope(rss[1:]) * 100}
+
+
+def _rss_mb() -> float:
+    from pathlib import Path
+
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def _slope(values: list[float]) -> float:
+    """Least-squares growth per window (0 with fewer than 3 points: no trend to see)."""
+    import numpy as np
+
+    if len(values) < 3:
+        return 0.0
+    return round(float(np.polyfit(np.arange(len(values)), values, 1)[0]), 3)

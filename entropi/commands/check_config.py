@@ -47,8 +47,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {name:<38} {value:>6}")
     print(f"\n# estimated GPU memory at context {cfg.runtime.context_window} "
           "(PersonaPlex 7B, dep_q 8, Mimi included)")
+    auto = cfg.runtime.quantization == "auto"
     for q, est in vram.items():
         mark = "  <- selected" if q == cfg.runtime.quantization else ""
+        if auto and q == "int4":  # the real pick needs the GPU: it is logged at load
+            mark = "  <- selected by auto where the GPU runs it (else none, then int8)"
         print(f"  {q:<5} {est['total_gb']:>5.1f} GB  (weights {est['weights_gb']:.1f}, "
               f"KV {est['kv_cache_gb']:.2f}){mark}")
     asr = asr_summary(cfg.asr)

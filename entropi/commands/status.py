@@ -26,9 +26,13 @@ def run(args: argparse.Namespace) -> int:
         return 3
     if args.json:
         print(json.dumps(data))
+    elif "error" in data:
+        print(f"not running: {data['error']}")
     else:
-        age = time.time() - float(data.get("updated_at", 0))
-        head = "running" if data["running"] else "not running"
+        age = time.time() - float(data["updated_at"])
+        head = "running" if data["running"] else (
+            "not running (stale status file)" if data.get("stale") or data.get("state") not in
+            ("stopped", None) else "not running")
         print(f"{head}: pid {data.get('pid')}, state {data.get('state')}, updated {age:.1f} s ago")
         for key in ("window", "windows", "frames", "prompt_tokens", "last_end",
                     "last_handover_ms", "dead_air_frames", "audio"):

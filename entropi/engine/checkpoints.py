@@ -17,6 +17,7 @@ from entropi.logs import get_logger
 log = get_logger(__name__)
 
 KEPT_DEP_Q = 8  # the agent's own 8 codebooks; PersonaPlex's extra 8 predict the user's audio
+SOURCE_DEP_Q = 16  # PersonaPlex's depformer steps, whose attention span the cut model keeps
 # CheckpointInfo argument → (config key under ``model``, file name in the hub repo)
 HUB_FILES = {
     "moshi_weights": ("moshi_weight", "model.safetensors"),
@@ -79,9 +80,20 @@ def build_kwargs(lm_kwargs: dict[str, Any]) -> dict[str, Any]:
     """The dep_q 8 architecture for a (possibly dep_q 16) checkpoint's kwargs."""
     out = dict(lm_kwargs)
     out["dep_q"] = KEPT_DEP_Q
-    # The depformer attends over the codebooks of one frame; 8 positions suffice for 8.
-    out["depformer_context"] = KEPT_DEP_Q
     return out
+
+
+def keep_uncut_depformer_span(model: Any) -> Any:
+    """Give each depformer layer the uncut model's attention span (16 positions).
+
+    moshi 0.2.13 ignores ``depformer_context`` and sizes the depformer's KV cache by its
+    step count: 8 after the cut, 16 in PersonaPlex. The masked extra slots change the
+    attention's float sums (~6e-7), so the cut model was close but not bit-exact; with the
+    same 16-slot cache (the mask never bites within one frame) it is identical.
+    """
+    for layer in model.depformer.layers:
+        layer.self_attn.context = SOURCE_DEP_Q
+    return model
 
 
 def _write_json(path: Path, data: dict) -> Path:
@@ -190,7 +202,7 @@ def load_lm_state(path: Path, lm_kwargs: dict[str, Any], dtype: Any, device: Any
         raise ModelError(_describe_load_error(path, str(exc))) from None
     model = model.to(device)
     model.eval()
-    return model
+    return keep_uncut_depformer_span(model)
 
 
 def _describe_load_error(path: Path, text: str) -> str:

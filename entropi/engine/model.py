@@ -10,7 +10,13 @@ from typing import Any
 import torch
 
 from entropi.config import Config
-from entropi.engine.checkpoints import Checkpoint, load_lm_state, resolve_checkpoint
+from entropi.engine.checkpoints import (
+    Checkpoint,
+    keep_uncut_depformer_span,
+    load_lm_state,
+    resolve_checkpoint,
+)
+from entropi.engine.quant import resolve_and_log
 from entropi.errors import ModelError
 from entropi.logs import get_logger
 from entropi.tokenizer import TextTokenizer
@@ -29,6 +35,7 @@ class Models:
     device: torch.device
     dtype: torch.dtype
     checkpoint: Checkpoint
+    quantization: str = "none"  # the format in use (``auto`` resolved)
 
 
 def pick_device(cfg: Config) -> torch.device:
@@ -56,7 +63,7 @@ def device_name(device: torch.device) -> str:
 
 def check_quantization(quant: str, device: torch.device) -> None:
     """Refuse, with the device named, what this device cannot run (before loading weights)."""
-    if quant in ("none", "int8"):
+    if quant in ("none", "int8", "auto"):  # auto picks only what the device can run
         return
     if device.type != "cuda":
         raise ModelError(f"runtime.quantization: {quant} needs a CUDA GPU but the device is "
@@ -132,16 +139,17 @@ def load_models(cfg: Config) -> Models:
     ckpt = resolve_checkpoint(cfg)
     lm_kwargs = dict(ckpt.lm_kwargs, context=cfg.runtime.context_window)
     lm = load_lm_state(ckpt.moshi_weights, lm_kwargs, dtype, device)
-    quantize_lm(lm, cfg.runtime.quantization, device)
+    quant = resolve_and_log(cfg, lm, device)
+    quantize_lm(lm, quant, device)
     mimi = load_mimi(ckpt, device)
     tokenizer = TextTokenizer(ckpt.tokenizer)
     if tokenizer.vocab_size > lm.text_card:
         raise ModelError(f"{ckpt.tokenizer}: {tokenizer.vocab_size} pieces but the LM's text "
                          f"vocabulary has {lm.text_card}; tokenizer and model do not match")
     log.info("models_loaded", device=device_name(device), dtype=str(dtype).removeprefix("torch."),
-             quantization=cfg.runtime.quantization, context=cfg.runtime.context_window,
+             quantization=quant, context=cfg.runtime.context_window,
              lm_bytes=module_bytes(lm), mimi_bytes=module_bytes(mimi))
-    return Models(lm, mimi, tokenizer, device, dtype, ckpt)
+    return Models(lm, mimi, tokenizer, device, dtype, ckpt, quant)
 
 
 def load_mimi(ckpt: Checkpoint, device: torch.device) -> Any:
@@ -179,10 +187,11 @@ def load_random_full(cfg: Config) -> Models:
     tiny = ensure_tiny_checkpoint(cfg.model.cache_dir, cfg.model.tiny_seed)
     kwargs = dict(personaplex_lm_kwargs(), context=cfg.runtime.context_window)
     torch.manual_seed(cfg.model.tiny_seed)
-    lm = LMModel(device=device, dtype=dtype, **kwargs).eval()
-    quantize_lm(lm, cfg.runtime.quantization, device)
+    lm = keep_uncut_depformer_span(LMModel(device=device, dtype=dtype, **kwargs).eval())
+    quant = resolve_and_log(cfg, lm, device)
+    quantize_lm(lm, quant, device)
     ckpt = Checkpoint(tiny.moshi_weights, tiny.mimi_weights, tiny.tokenizer, kwargs, None)
     from moshi.models.loaders import get_mimi
 
     mimi = get_mimi(None, None, device=device, num_codebooks=8)
-    return Models(lm, mimi, TextTokenizer(tiny.tokenizer), device, dtype, ckpt)
+    return Models(lm, mimi, TextTokenizer(tiny.tokenizer), device, dtype, ckpt, quant)

@@ -25,7 +25,10 @@ N_STREAMS = 1 + 2 * N_AUDIO  # text, agent audio, user audio
 
 
 def system_text(prompt: str) -> str:
-    return f"<system> {prompt} <system>"
+    """The text the model is primed with: the stripped prompt between the two tags."""
+    if "<system>" in prompt.lower():  # config and LLM text are cleaned before this point
+        raise ValueError("a system prompt must not contain <system>")
+    return f"<system> {prompt.strip()} <system>"
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,15 @@ from entropi.engine.engine import Engine
 
 
 @torch.inference_mode()
-def stock_frame_ms(engine: Engine, pcm_frames: list[np.ndarray]) -> list[float]:
-    """Time each frame through a fresh stock ``LMGen`` on the engine's own weights.
+def stock_frame_ms(engine: Engine, pcm_frames: list[np.ndarray],
+                   prime_steps: int = 0, prime_repeats: int = 0) -> tuple[list[float], list[float]]:
+    """Time each frame through a fresh stock ``LMGen`` on the engine's own weights, and
+    (``prime_repeats`` times) a restart the fork's way done with stock code: reset, then one
+    ``LMGen.step`` per prefix frame (``prime_steps``: voice + silence + text + silence).
+    Stock moshi cannot force the prefix tokens as the fork does; a step costs the same.
 
     The engine's streaming state is released first (the weights are shared), so the engine
-    cannot be stepped afterwards.
+    cannot be stepped afterwards. Returns (frame ms, restart ms).
     """
     from moshi.models.lm import LMGen
     from moshi.modules.streaming import StreamingModule
@@ -56,4 +60,14 @@ def stock_frame_ms(engine: Engine, pcm_frames: list[np.ndarray]) -> list[float]:
         t = time.perf_counter()
         frame(pcm)
         times.append((time.perf_counter() - t) * 1000)
-    return times
+    quiet = mimi.encode(torch.zeros(1, 1, FRAME_SIZE, device=device))[:, :, 0:1]
+    restarts = []
+    for _ in range(prime_repeats):
+        t = time.perf_counter()
+        lm_gen.reset_streaming()
+        for _ in range(prime_steps):
+            lm_gen.step(quiet)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        restarts.append((time.perf_counter() - t) * 1000)
+    return times, restarts

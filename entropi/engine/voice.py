@@ -102,7 +102,7 @@ def read_voice_wav(path: Path, max_seconds: float | None = None) -> np.ndarray:
     """Channel 0 at 24 kHz, −24 LUFS; InputError for unreadable, empty, silent or long files."""
     import sphn
 
-    from entropi.audio.resample import resample
+    from entropi.resample import resample
 
     path = Path(path)
     if not path.is_file():

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from entropi.hearing.asr import UserTranscriber
-from entropi.hearing.resample import to_speech_rate
 from entropi.llm import Utterance
 from entropi.logs import get_logger
+from entropi.resample import to_speech_rate
 
 log = get_logger(__name__)
 

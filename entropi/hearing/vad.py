@@ -23,7 +23,8 @@ import numpy as np
 
 from entropi.audio.levels import rms_dbfs
 from entropi.config import WindowSection
-from entropi.hearing.resample import StreamResampler
+from entropi.constants import SAMPLE_RATE
+from entropi.resample import SPEECH_RATE, StreamResampler
 
 LAG_FRAMES = 2
 CHUNK = 512  # silero's window at 16 kHz (32 ms)
@@ -99,14 +100,14 @@ class SileroFrames:
         self._context = np.zeros(CONTEXT, np.float32)
         self._sr = np.array(16000, dtype=np.int64)
         self.threshold = threshold
-        self._resample = StreamResampler()
+        self._resample = StreamResampler(SAMPLE_RATE, SPEECH_RATE)
         self._buf = np.zeros(0, np.float32)
         self._speaking = False
         self._p = 0.0
 
     def probability(self, pcm: np.ndarray) -> float:
         """The highest speech probability among the 32 ms chunks completed in this frame."""
-        self._buf = np.concatenate([self._buf, self._resample(pcm)])
+        self._buf = np.concatenate([self._buf, self._resample.push(pcm)])
         n = len(self._buf) // CHUNK
         if n:
             chunks = self._buf[: n * CHUNK].reshape(n, CHUNK)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import hashlib
 import json
 import os
 import random
@@ -38,6 +39,16 @@ _FATAL_HINTS = {
 # A misbehaving server may ignore max_tokens; stop reading after this many characters per
 # requested token (generous: tokens average ~4 characters).
 _CHARS_PER_TOKEN_CAP = 8
+# Bytes read from the wire, whatever the server sends: an answer may take this much per
+# requested token (a streamed event wraps each token in ~300 bytes of JSON) plus a fixed
+# allowance; an error body only needs its first line or two. Beyond that we hang up.
+_BYTES_PER_TOKEN_CAP = 1024
+_BODY_BASE_BYTES = 64 * 1024
+_ERROR_BODY_BYTES = 8 * 1024
+# Statuses that no retry or later window can fix while the config stays the same.
+_REFUSING_STATUSES = frozenset({401, 402})
+# Config fingerprint → the refusal: asked once per process, then no more requests.
+_refusals: dict[str, ChatError] = {}
 
 
 class ChatError(LLMError):
@@ -99,6 +110,7 @@ class ChatClient:
         self.backend = backend_name or section.backend
         self.label = "OpenRouter" if section.backend == "openrouter" else f"LLM at {self.base_url}"
         self._headers = self._build_headers(section)
+        self._fingerprint = _fingerprint(self.base_url, section, self._headers)
         timeout = httpx.Timeout(connect=section.connect_timeout_seconds,
                                 read=section.read_timeout_seconds,
                                 write=section.read_timeout_seconds, pool=None)
@@ -148,6 +160,9 @@ class ChatClient:
                        retry_deadline: float | None = None) -> ChatReply:
         """One completion; retries 429/502/503 only while the retry fits ``retry_deadline``
         (``time.monotonic()`` seconds); the whole call is bounded by total_timeout_seconds."""
+        refused = _refusals.get(self._fingerprint)
+        if refused is not None:  # said once already: no request until the config changes
+            raise refused
         body = self.request_body(messages, max_tokens=max_tokens, temperature=temperature,
                                  stream=stream, response_format=response_format)
         t0 = time.monotonic()
@@ -190,11 +205,14 @@ class ChatClient:
         try:
             async with self._http.stream("POST", url, json=body) as resp:
                 if resp.status_code != 200:
-                    raw = await resp.aread()
+                    raw, _ = await _read_capped(resp, _ERROR_BODY_BYTES)
                     self._raise_for_status(resp, raw)
+                limit = _BODY_BASE_BYTES + body["max_tokens"] * _BYTES_PER_TOKEN_CAP
                 if body["stream"]:
-                    return await self._read_stream(resp, body["max_tokens"])
-                raw = await resp.aread()
+                    return await self._read_stream(resp, body["max_tokens"], limit)
+                raw, whole = await _read_capped(resp, limit)
+                if not whole:
+                    self._too_large(limit)
                 return self._parse_json_reply(raw)
         except httpx.TimeoutException as exc:
             log.warning("llm_timeout", backend=self.backend, kind=type(exc).__name__)
@@ -210,8 +228,18 @@ class ChatClient:
         if status in RETRY_STATUSES:
             raise _Retryable(status, _retry_after_seconds(resp.headers.get("Retry-After")),
                              detail)
-        log.warning("llm_http_error", backend=self.backend, status=status, detail=detail)
         hint = _FATAL_HINTS.get(status)
+        if status in _REFUSING_STATUSES:
+            known = _refusals.get(self._fingerprint)
+            if known is not None:  # a request sent alongside already said it
+                raise known
+            error = ChatError(f"{self.label}: {hint}: {detail}; no more requests until the "
+                              "config changes", f"http {status}", fatal=True)
+            _refusals[self._fingerprint] = error
+            log.error("llm_refused", backend=self.backend, status=status, detail=detail,
+                      action="no more requests until the config changes")
+            raise error
+        log.warning("llm_http_error", backend=self.backend, status=status, detail=detail)
         if hint:
             raise ChatError(f"{self.label}: {hint}: {detail}", f"http {status}", fatal=True)
         raise ChatError(f"{self.label}: HTTP {status}: {detail}", f"http {status}")
@@ -235,38 +263,55 @@ class ChatClient:
             self._stream_error(choice.get("error") or "finish_reason error")
         return str(text), choice.get("finish_reason") == "length", data.get("model")
 
-    async def _read_stream(self, resp: httpx.Response,
-                           max_tokens: int) -> tuple[str, bool, str | None]:
+    def _too_large(self, limit: int) -> NoReturn:
+        log.warning("llm_answer_too_large", backend=self.backend, limit_bytes=limit)
+        raise ChatError(f"{self.label}: the answer is over {limit} bytes; hung up",
+                        "too large")
+
+    async def _read_stream(self, resp: httpx.Response, max_tokens: int,
+                           limit: int) -> tuple[str, bool, str | None]:
         parts: list[str] = []
         size = 0
         cap = max_tokens * _CHARS_PER_TOKEN_CAP
         model = None
         cut = False
-        async for data in _sse_data(resp.aiter_lines()):
-            if data == "[DONE]":
-                break
-            try:
-                event = json.loads(data)
-            except ValueError:
-                log.warning("llm_invalid_json", backend=self.backend, data=data[:80])
-                raise ChatError(f"{self.label}: a stream event is not JSON",
-                                "invalid json") from None
-            if not isinstance(event, dict):
-                raise ChatError(f"{self.label}: a stream event is not an object", "invalid json")
-            if "error" in event:  # OpenRouter reports mid-stream failures with HTTP 200
-                self._stream_error(event["error"])
-            model = event.get("model", model)
-            for choice in event.get("choices") or []:
-                if choice.get("finish_reason") == "error":
-                    self._stream_error(choice.get("error") or "finish_reason error")
-                cut = cut or choice.get("finish_reason") == "length"
-                piece = (choice.get("delta") or {}).get("content") or ""
-                parts.append(piece)
-                size += len(piece)
-            if size > cap:
-                log.warning("llm_answer_truncated", backend=self.backend, chars=size,
-                            max_tokens=max_tokens)
-                return "".join(parts)[:cap], True, model
+        finished = False  # [DONE] or a finish_reason: anything else is a cut connection
+        lines = _bounded_lines(resp.aiter_bytes(), limit)
+        try:
+            async for data in _sse_data(lines):
+                if data == "[DONE]":
+                    finished = True
+                    break
+                try:
+                    event = json.loads(data)
+                except ValueError:
+                    log.warning("llm_invalid_json", backend=self.backend, data=data[:80])
+                    raise ChatError(f"{self.label}: a stream event is not JSON",
+                                    "invalid json") from None
+                if not isinstance(event, dict):
+                    raise ChatError(f"{self.label}: a stream event is not an object",
+                                    "invalid json")
+                if "error" in event:  # OpenRouter reports mid-stream failures with HTTP 200
+                    self._stream_error(event["error"])
+                model = event.get("model", model)
+                for choice in event.get("choices") or []:
+                    if choice.get("finish_reason") == "error":
+                        self._stream_error(choice.get("error") or "finish_reason error")
+                    cut = cut or choice.get("finish_reason") == "length"
+                    finished = finished or bool(choice.get("finish_reason"))
+                    piece = (choice.get("delta") or {}).get("content") or ""
+                    parts.append(piece)
+                    size += len(piece)
+                if size > cap:
+                    log.warning("llm_answer_truncated", backend=self.backend, chars=size,
+                                max_tokens=max_tokens)
+                    return "".join(parts)[:cap], True, model
+        except _BodyTooLarge:
+            self._too_large(limit)
+        if not finished:
+            log.warning("llm_stream_cut", backend=self.backend, chars=size)
+            raise ChatError(f"{self.label}: the stream ended before the answer did",
+                            "stream cut")
         return "".join(parts), cut, model
 
     def _stream_error(self, err: Any) -> NoReturn:
@@ -282,6 +327,44 @@ class ChatClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _fingerprint(base_url: str, section: SecondaryModelSection, headers: dict[str, str]) -> str:
+    """What a refusal depends on: server, model and key (hashed, never kept in clear)."""
+    key = headers.get("Authorization", "")
+    return hashlib.sha256(f"{base_url}\n{section.backend}\n{section.model}\n{key}".encode()
+                          ).hexdigest()
+
+
+async def _read_capped(resp: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """At most ``limit`` bytes of the body; ``whole`` says whether that was all of it."""
+    buf = bytearray()
+    async for chunk in resp.aiter_bytes():
+        buf += chunk
+        if len(buf) > limit:
+            return bytes(buf[:limit]), False
+    return bytes(buf), True
+
+
+async def _bounded_lines(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[str]:
+    """Lines of a byte stream (LF or CRLF), at most ``limit`` bytes in all:
+    httpx's own line reader would buffer a newline-free body without end."""
+    pending = b""
+    total = 0
+    async for chunk in chunks:
+        total += len(chunk)
+        if total > limit:
+            raise _BodyTooLarge
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        for line in lines:
+            yield line.removesuffix(b"\r").decode("utf-8", "replace")
+    if pending:
+        yield pending.removesuffix(b"\r").decode("utf-8", "replace")
 
 
 class _Retryable(Exception):

@@ -238,7 +238,13 @@ class Compactor:
                                                retry_deadline=retry_deadline)
         finally:
             job.done_at.append(time.monotonic())
-        text = _drop_partial_sentence(reply.text) if reply.truncated else reply.text
+        # Text work scales with the answer: in a thread, so the frame loop never waits on it.
+        return await asyncio.to_thread(self._clean_summary, reply.text, reply.truncated)
+
+    def _clean_summary(self, text: str, truncated: bool) -> str:
+        """The speakable, de-duplicated summary; GarbageAnswer if nothing usable is left."""
+        raw_chars = len(text)
+        text = _drop_partial_sentence(text) if truncated else text
         summary = strip_lead_ins(make_speakable(text))
         if self.persona:
             summary = " ".join(summary.replace(self.persona, " ").split())
@@ -247,7 +253,7 @@ class Compactor:
         summary = " ".join(summary.split()[:4 * self._summary_words()])
         why = garbage_reason(summary)
         if why:
-            log.warning("llm_garbage", backend=self.backend, why=why, chars=len(reply.text))
+            log.warning("llm_garbage", backend=self.backend, why=why, chars=raw_chars)
             raise GarbageAnswer(why)
         return summary
 
@@ -265,7 +271,7 @@ class Compactor:
         except ChatError as exc:
             log.info("memory_directive_failed", reason=exc.reason)
             return None
-        directive = parse_directive(reply.text)
+        directive = await asyncio.to_thread(parse_directive, reply.text)
         if directive is None:
             log.info("memory_directive_unparsable", chars=len(reply.text))
         return directive

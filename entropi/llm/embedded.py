@@ -76,6 +76,12 @@ class EmbeddedServer:
         p.hostnames = ["127.0.0.1"]  # loopback only: the transcript never leaves the machine
         p.port = 0
         p.verbosity = -1  # llama.cpp's own log lines would flood journald
+        # llama.cpp keeps every evicted slot's prompt state in a host-RAM cache (8 GiB by
+        # default): each window's new prompt added ~20 MB and RSS climbed for hours. Our
+        # prompts change every window, so that cache never hits; the slot's own KV reuse
+        # (cache_prompt) stays on and is bounded by n_ctx.
+        p.cache_ram_mib = 0
+        p.cache_idle_slots = False
         try:
             self._server = xllamacpp.Server(p)
         except Exception as exc:  # native loader errors carry no useful type

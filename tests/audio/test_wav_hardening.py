@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 from entropi.audio import open_audio, read_wav
-from entropi.audio.resample import resample
 from entropi.audio.wav import WavStream, WavWriter
 from entropi.config import AudioSection
 from entropi.constants import FRAME_SIZE
 from entropi.errors import InputError
+from entropi.resample import resample
 
 
 def _header(rate: int = 24_000, channels: int = 1, bits: int = 16, tag: int = 1,

@@ -33,4 +33,8 @@ def test_bench_engine_json_with_stock_reference(tiny: TinyPaths, cache_dir: Path
                 "restart_full_ms", "restart_fast_ms", "stock_frame_ms_p50", "stock_frame_ms_p99"):
         assert r[key] > 0, key
     assert r["ratio_frame_p99"] == r["stock_frame_ms_p99"] / r["frame_ms_p99"]
-    assert r["ratio_restart"] == r["restart_full_ms"] / r["restart_fast_ms"]
+    # Stock's restart is its own measurement (stock LMGen stepped over the same prefix
+    # length), not a copy of entropi's per-step reference.
+    assert r["stock_restart_steps"] == r["restart_full_steps"]
+    assert r["stock_restart_ms"] > 0 and r["stock_restart_ms"] != r["restart_full_ms"]
+    assert r["ratio_restart"] == r["stock_restart_ms"] / r["restart_fast_ms"]

@@ -66,6 +66,11 @@ def test_cut_model_tokens_equal_uncut_model(tiny: TinyPaths) -> None:
     cut = _load(tiny.moshi_weights)
     uncut = get_moshi_lm(tiny.moshi_weights, lm_kwargs=TINY_LM_KWARGS, device="cpu",
                          dtype=torch.float32)
+    logits: dict[int, list[torch.Tensor]] = {id(cut): [], id(uncut): []}
+    for model in (cut, uncut):
+        store = logits[id(model)]
+        for head in list(model.linears)[:8]:  # the agent's codebooks only
+            head.register_forward_hook(lambda _m, _i, out, store=store: store.append(out.clone()))
     rng = np.random.default_rng(3)
     users = torch.as_tensor(rng.integers(0, 2048, (60, 8)))
     gen_cut, gen_uncut = LMGen(cut, use_sampling=False), LMGen(uncut, use_sampling=False)
@@ -86,6 +91,10 @@ def test_cut_model_tokens_equal_uncut_model(tiny: TinyPaths) -> None:
                 outs_uncut.append(b[0, :9, 0])
     assert len(outs_cut) >= 50
     assert torch.equal(torch.stack(outs_cut), torch.stack(outs_uncut))
+    # Bit-exact, not just the same argmax: every agent logit of the depformer is identical.
+    assert len(logits[id(cut)]) == len(logits[id(uncut)]) == 60 * 8
+    assert all(torch.equal(x, y) for x, y in zip(logits[id(cut)], logits[id(uncut)],
+                                                  strict=True))
     # A degenerate model emitting one token everywhere would make this test vacuous.
     assert len(set(torch.stack(outs_cut)[:, 1].tolist())) > 1
 

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # (name, yaml text, env, expected substrings of the one error line)
 BAD = [
     ("literal", "runtime:\n  quantization: int3\n", {},
-     ["runtime.quantization:", "'int3' is not one of none, int8, int4, fp8", "line 2"]),
+     ["runtime.quantization:", "'int3' is not one of auto, none, int8, int4, fp8", "line 2"]),
     ("unknown-key-hint", "runtime:\n  quantisation: int8\n", {},
      ["runtime.quantisation:", "unknown key 'quantisation'", "did you mean 'quantization'"]),
     ("unknown-section", "windows:\n  min_seconds: 3\n", {},
@@ -146,4 +146,5 @@ def test_check_config_subprocess_exit_code(tmp_path):
     assert proc.returncode == 2
     assert proc.stdout == ""
     assert proc.stderr.strip().splitlines() == [
-        "config error: runtime.quantization: 'int3' is not one of none, int8, int4, fp8 (line 2)"]
+        "config error: runtime.quantization: 'int3' is not one of auto, none, int8, int4, fp8 "
+        "(line 2)"]

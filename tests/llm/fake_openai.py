@@ -13,7 +13,8 @@ from typing import Any
 @dataclass
 class Reply:
     """One scripted answer. ``kind``: "sse" (events), "json" (raw body), "status" (error
-    status with a JSON error body), "hang" (never answer)."""
+    status with a JSON error body), "hang" (never answer), "flood" (``size`` bytes of body:
+    a chat answer that long with status 200, else an error body that long)."""
 
     kind: str = "sse"
     status: int = 200
@@ -21,6 +22,7 @@ class Reply:
     body: str = ""
     events: list[str] = field(default_factory=list)  # raw SSE lines, "" ends an event
     delay_s: float = 0.0  # before the status line (a slow model)
+    size: int = 0  # "flood": body bytes
 
 
 def sse_text(text: str, chunk_words: int = 1, comments: bool = False,
@@ -39,6 +41,12 @@ def sse_text(text: str, chunk_words: int = 1, comments: bool = False,
             lines += [": keep-alive", ""]
     done = {"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}
     return [*lines, f"data: {json.dumps(done)}", "", "data: [DONE]", ""]
+
+
+def sse_cut(text: str) -> list[str]:
+    """A stream that stops mid-answer: content events, then the connection closes (no
+    finish_reason, no [DONE])."""
+    return sse_text(text)[:-6]
 
 
 def json_reply(text: str) -> Reply:
@@ -63,6 +71,7 @@ class FakeOpenAI:
         self.script: list[Reply] = []
         self.directive_reply: Reply | None = None  # for requests that ask for JSON
         self.requests: list[Seen] = []
+        self.flood_sent = 0  # body bytes a "flood" reply got onto the wire before a hang-up
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self.port = 0
@@ -117,7 +126,9 @@ class FakeOpenAI:
         if reply.kind == "hang":
             await asyncio.sleep(3600)
         await asyncio.sleep(reply.delay_s)
-        if reply.kind == "status":
+        if reply.kind == "flood":
+            await self._flood(writer, reply)
+        elif reply.kind == "status":
             body = reply.body or json.dumps({"error": {"code": reply.status,
                                                       "message": f"fake {reply.status}"}})
             await self._head(writer, reply.status, "application/json", reply.headers, len(body))
@@ -132,6 +143,25 @@ class FakeOpenAI:
                 writer.write(f"{line}\n".encode())
                 await writer.drain()
         await writer.drain()
+
+    async def _flood(self, writer: asyncio.StreamWriter, reply: Reply) -> None:
+        """A huge body written in chunks, never held whole (the test process measures too)."""
+        if reply.status == 200:
+            head, tail = b'{"model": "fake/model", "choices": [{"index": 0, ' \
+                b'"finish_reason": "stop", "message": {"content": "', b'"}}]}'
+        else:
+            head, tail = b'{"error": {"message": "', b'"}}'
+        await self._head(writer, reply.status, "application/json", reply.headers, reply.size)
+        chunk = b"blah " * 13_107  # 64 KiB of text
+        writer.write(head)
+        left = reply.size - len(head) - len(tail)
+        while left > 0:
+            piece = chunk[:left]
+            writer.write(piece)
+            await writer.drain()
+            self.flood_sent += len(piece)
+            left -= len(piece)
+        writer.write(tail)
 
     @staticmethod
     async def _head(writer: asyncio.StreamWriter, status: int, ctype: str,

@@ -129,7 +129,8 @@ async def test_fatal_statuses_are_clear_and_not_retried(make_cfg, fake, tokenize
     cfg = _cfg(make_cfg, fake)
     result, logs = await _compact(cfg, tokenizer)
     assert result.fallback == f"http {status}" and len(fake.requests) == 1
-    assert _events(logs, "llm_http_error")[0]["status"] == status
+    said = "llm_refused" if status in (401, 402) else "llm_http_error"  # said once, loudly
+    assert _events(logs, said)[0]["status"] == status
     async with ChatClient(cfg.secondary_model) as client:
         with pytest.raises(ChatError) as err:
             await client.complete([{"role": "user", "content": "hi"}])
