@@ -174,7 +174,10 @@ class SecondaryModelSection(Section):
     stream: bool = True
     speculative_seconds: float = Field(3.0, ge=0, le=30)
     total_timeout_seconds: PositiveFloat = 30.0  # one request, retries included
-    memory_directive: bool = True  # also ask for a structured memory directive (JSON)
+    memory_directive: bool = True  # let the structured answer update the profile
+    # The LLM's context in tokens; None: embedded.ctx_size (embedded and openai), 16384
+    # (openrouter). The compaction request is trimmed to fit it.
+    context_tokens: int | None = Field(None, ge=512, le=1_048_576)
     embedded: EmbeddedLLM = EmbeddedLLM()
     openrouter: OpenRouterOptions = OpenRouterOptions()
 

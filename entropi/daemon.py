@@ -28,6 +28,7 @@ from entropi.config import Config, check_budget
 from entropi.controller import PersonaPlexController, RunTotals, State, WindowStats
 from entropi.errors import EntropiError
 from entropi.llm import Compactor, open_llm
+from entropi.llm.ledger import store_for
 from entropi.logs import get_logger
 from entropi.memory import MemoryService
 from entropi.sdnotify import Notifier
@@ -172,10 +173,10 @@ class Daemon:
         player = ClipPlayer(clips, gap_fill=cfg.voice.clip_gap_fill,
                             noise_dbfs=cfg.voice.comfort_noise_dbfs)
         async with open_llm(cfg.secondary_model) as client:
-            compactor = Compactor(client, cfg, count_tokens=worker.engine.tokenizer.count,
-                                  deadline_s=deadline)
             memory = MemoryService(cfg.memory, persona_name=cfg.conversation.persona_name)
             await memory.start()
+            compactor = Compactor(client, cfg, count_tokens=worker.engine.tokenizer.count,
+                                  deadline_s=deadline, ledger_store=store_for(cfg.memory))
             audio = open_audio(cfg.audio)
             await audio.start()
             controller = PersonaPlexController(
@@ -203,6 +204,8 @@ class Daemon:
                     f"({self.summary['audio_seconds']:.0f} s of audio).")
                 await memory.stop()
                 self.summary["memory_entries_written"] = memory.stats().get("entries_written")
+                self.summary["llm_rejected_outputs"] = sum(
+                    n for k, n in compactor.counts.items() if k.startswith("rejected:"))
         self._live["state"] = "stopped"
         write_status(cfg.service.status_file, self._live | {"summary": self.summary})
         return EXIT_OK

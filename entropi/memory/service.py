@@ -268,7 +268,8 @@ class MemoryService:
                     reasons[decision.reason] = reasons.get(decision.reason, 0) + 1
                     log.debug("memory_skipped", window=item.window, reason=decision.reason)
                 else:
-                    await self._write(decision.entry)
+                    for entry in decision.entries:  # one per fact or commitment
+                        await self._write(entry)
             except Exception as exc:  # a bad disk must not kill the writer or the daemon
                 self._stats.errors += 1
                 log.error("memory_write_failed", error=str(exc))
