@@ -135,6 +135,7 @@ class Compactor:
         vetted = self.vetter.vet(answer, words) if answer is not None else Vetted()
         if answer is not None and vetted.summary is None:
             reason = "garbage"  # the rest of the answer (facts, profile) may still count
+            log.warning("llm_garbage", backend=self.backend, why=",".join(vetted.rejected))
         self.window += 1
         said = _union(extract(transcript), vetted.said)
         self.ledger.touch(words, self.window)
@@ -244,7 +245,7 @@ class Compactor:
                                                retry_deadline=retry_deadline)
         finally:
             job.done_at.append(time.monotonic())
-        return parse_answer(reply.text)
+        return parse_answer(reply.text, truncated=reply.truncated)
 
     async def _wait(self, task: asyncio.Task[dict[str, Any]]
                     ) -> tuple[dict[str, Any] | None, str | None]:
@@ -333,8 +334,14 @@ def fit_turns(lines: list[str], room: int) -> tuple[list[str], int]:
 
 
 def _union(first: list[Said], second: list[Said]) -> list[Said]:
-    seen = {s.text.casefold() for s in first}
-    return [*first, *(s for s in second if s.text.casefold() not in seen)]
+    """The extractive items, then the LLM's new ones; each text once."""
+    seen: set[str] = set()
+    out = []
+    for s in [*first, *second]:
+        if s.text.casefold() not in seen:
+            seen.add(s.text.casefold())
+            out.append(s)
+    return out
 
 
 def unseen_agent_text(transcript: list[Utterance], seen: int, last_text: str) -> str:

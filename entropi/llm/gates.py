@@ -9,6 +9,7 @@ The same gates drive ``entropi memory doctor`` over existing files.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import Counter
 
@@ -54,7 +55,7 @@ def repetition_reason(text: str) -> str | None:
     chunks = [c.strip().lower() for c in re.split(r"[,;.!?…]+", text) if c.strip()]
     if len(chunks) >= 3 and Counter(chunks).most_common(1)[0][1] >= 3:
         return "repetition"
-    if any(a == b and len(a) > 2 for a, b in zip(chunks, chunks[1:], strict=False)):
+    if any(a == b and len(a) > 2 for a, b in itertools.pairwise(chunks)):
         return "repetition"  # "santé, santé", a sentence said twice in a row
     return None
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from entropi.llm.directive import parse_directive
 from entropi.llm.facts import Said
-from entropi.llm.gates import grounded_reason, name_reason, text_reason
+from entropi.llm.gates import content_words, grounded_reason, name_reason, text_reason
 from entropi.llm.speakable import make_speakable, sentences
 
 # Length caps keep a grammar-constrained answer well inside max_tokens (a small model fills
@@ -84,16 +84,25 @@ class Vetted:
     rejected: Counter[str] = field(default_factory=Counter)
 
 
-def parse_answer(text: str) -> dict[str, Any]:
-    """The JSON object, or ``{"summary": text}`` for a server that answered in prose."""
+def parse_answer(text: str, truncated: bool = False) -> dict[str, Any]:
+    """The JSON object, or ``{"summary": text}`` for a server that answered in prose (an
+    answer cut by max_tokens loses its half sentence: a half thought misleads the model)."""
     found = parse_directive(text)
     if found is not None:
         return found
-    return {"summary": text}
+    return {"summary": drop_partial_sentence(text) if truncated else text}
+
+
+def drop_partial_sentence(text: str) -> str:
+    text = text.rstrip()
+    end = max(text.rfind(". "), text.rfind("! "), text.rfind("? "), text.rfind(".\n"))
+    if text[-1:] in ".!?" or end < 0:
+        return text
+    return text[:end + 1]
 
 
 def clean_summary(text: str, persona: str) -> str:
-    text = make_speakable(_LABEL.sub(" ", text))
+    text = make_speakable(_LABEL.sub(" ", make_speakable(text)))
     if persona:
         text = " ".join(text.replace(persona, " ").split())
     return unique_sentences(text)
@@ -157,6 +166,8 @@ class Vetter:
             what = f"{what.rstrip('.')} {when.strip()}"
         text = make_speakable(what)
         why = text_reason(text, self.name) or grounded_reason(text, window_text)
+        if why is None and (len(text.split()) < 3 or len(content_words(text)) < 2):
+            why = "too short"  # "Lena." is a name, not a fact
         if why:
             return self._reject(out, why)
         who = raw.get("who") if isinstance(raw.get("who"), str) else ""
@@ -196,8 +207,10 @@ class Vetter:
             if why:
                 self._reject(out, why)
                 continue
+            if any(x["name"].casefold() == name.strip().casefold() for x in people):
+                continue
             note = p.get("note") if isinstance(p.get("note"), str) else ""
-            if note and (text_reason(note, self.name, sentence=False)
+            if note and (len(note.split()) < 2 or text_reason(note, self.name, sentence=False)
                          or grounded_reason(note, window_text)):
                 self._reject(out, "note rejected")
                 note = ""

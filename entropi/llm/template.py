@@ -27,7 +27,7 @@ def _novel(items: list[str], known: list[set[str]]) -> list[str]:
     out = []
     for item in items:
         words = content_words(item)
-        if words and any(len(words & k) >= 0.7 * len(words) for k in known):
+        if len(words) >= 3 and any(len(words & k) >= 0.7 * len(words) for k in known):
             continue
         known.append(words)
         out.append(item)

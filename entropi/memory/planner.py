@@ -138,7 +138,10 @@ def ground(d: MemoryDirective, text: str, persona: str) -> MemoryDirective:
             "people": people, "hobbies": [x for x in update.hobbies if ok(x)],
             "artistic_tastes": [x for x in update.artistic_tastes if ok(x)],
             "reflections": [x for x in update.reflections if ok(x)]})
-    summary = d.summary if d.summary and ok(d.summary) else None
+    # A summary may paraphrase, but every name in it must have been said (or be the persona).
+    summary = d.summary if d.summary and not (
+        text_reason(d.summary, persona, sentence=False)
+        or grounded_reason(d.summary, f"{text} {persona}", 0.0)) else None
     return d.model_copy(update={
         "summary": summary, "profile_update": update,
         "facts": [f for f in d.facts if ok(f)],
