@@ -101,7 +101,7 @@ class Compactor:
         self.ledger = ledger_store.load() if ledger_store else Ledger()
         self.clock = clock or (lambda: datetime.now(UTC))
         self.summary = ""  # the rolling summary (an accepted LLM answer, never extractive)
-        self.window = max((i.last_window for i in self.ledger.items), default=0)
+        self.window = self.ledger.window
         self.counts: Counter[str] = Counter()  # results, fallbacks, rejected parts
         self._jobs: dict[asyncio.Task[dict[str, Any]], _Job] = {}
         self._background: set[asyncio.Task[Any]] = set()
@@ -136,7 +136,7 @@ class Compactor:
         if answer is not None and vetted.summary is None:
             reason = "garbage"  # the rest of the answer (facts, profile) may still count
             log.warning("llm_garbage", backend=self.backend, why=",".join(vetted.rejected))
-        self.window += 1
+        self.window = self.ledger.window = self.window + 1
         said = _union(extract(transcript), vetted.said)
         self.ledger.touch(words, self.window)
         self.ledger.merge(said, self.window, self.clock(), vetted.resolved, words)

@@ -81,6 +81,7 @@ def _overlap(a: set[str], b: set[str]) -> float:
 @dataclass
 class Ledger:
     items: list[Item] = field(default_factory=list)
+    window: int = 0  # windows compacted so far, across restarts (item ages count in windows)
 
     def facts(self) -> list[Item]:
         """Recently touched first."""
@@ -167,14 +168,15 @@ class Ledger:
     # ------------------------------------------------------------------ files
 
     def to_json(self) -> bytes:
-        return json.dumps({"version": 1, "items": [asdict(i) for i in self.items]},
+        return json.dumps({"version": 1, "window": self.window,
+                           "items": [asdict(i) for i in self.items]},
                           indent=1).encode() + b"\n"
 
     @classmethod
     def from_json(cls, raw: bytes, source: str) -> Ledger:
         try:
             data = json.loads(raw)
-            return cls([Item(**i) for i in data["items"]])
+            return cls([Item(**i) for i in data["items"]], int(data.get("window", 0)))
         except (ValueError, KeyError, TypeError) as exc:
             raise MemoryFileError(f"{source}: not a valid ledger ({exc}); fix or move the "
                                   "file away (it is never overwritten)") from None
