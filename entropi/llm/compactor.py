@@ -177,10 +177,6 @@ class Compactor:
         if self._background:
             await asyncio.wait(set(self._background), timeout=timeout_s)
 
-    def take_memories(self) -> list[dict[str, Any]]:
-        """Kept for callers of the old two-request API: every result carries its own memory."""
-        return []
-
     def recall_query(self, transcript: list[Utterance]) -> str:
         """What retrieval searches for: the window's words (both speakers) and the ledger."""
         return f"{window_words(transcript)} {self.ledger.query_words()}".strip()
