@@ -33,6 +33,8 @@ _WEEKDAY = re.compile(r"\b(?:mon|tues|wednes|thurs|fri|satur|sun)day\b|\btomorro
                       r"|\bnext (?:week|month|year)\b|\b\d{1,2}(?::\d\d)? ?(?:am|pm)\b",
                       re.IGNORECASE)
 _MIN_WORDS = 4
+# A capitalised word inside a sentence is a name or a place ("Lena in Porto"); "I" is not.
+_PROPER = re.compile(r"(?<=[a-z,;] )(?!I\b)[A-Z][a-z]{2,}\b")
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ def extract(transcript: list[Utterance]) -> list[Said]:
                 continue  # questions ask, they do not state
             if _COMMITMENT.search(s):
                 out.append(Said("commitment", s, speaker_of(u)))
-            elif _FACT.search(s) or _WEEKDAY.search(s):
+            elif _FACT.search(s) or _WEEKDAY.search(s) or _PROPER.search(s):
                 out.append(Said("fact", s, speaker_of(u)))
     return out
 

@@ -24,6 +24,7 @@ from entropi.memory.fsutil import ensure_private_dir, locked, write_atomic
 MAX_FACTS = 40
 MAX_COMMITMENTS = 12
 SAME = 0.7  # Jaccard overlap of content words above which two items are one
+ECHO = 0.5  # share of the shorter item's words that makes it an echo in the same window
 GRACE = timedelta(days=1)  # a commitment stays a day past its due day
 _DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _RESOLVED = re.compile(r"\b(?:i|we) (?:did|called|finished|sent|booked|went|made|bought|"
@@ -45,12 +46,21 @@ class Item:
     def words(self) -> set[str]:
         return set(self.key.split())
 
-    def render(self, persona: str = "") -> str:
-        """Verbatim text with its speaker, as the persona should read it."""
+    def speaker(self) -> str:
         if self.who == "agent":
-            return f"You said: {self.text}"
-        name = self.who.split(":", 1)[1] if ":" in self.who else "The user"
-        return f"{name} said: {self.text}"
+            return "You said:"
+        return f"{self.who.split(':', 1)[1] if ':' in self.who else 'The user'} said:"
+
+
+def render_items(items: list[Item]) -> list[str]:
+    """Verbatim lines with their speaker, named once per run of the same speaker (tokens
+    are scarce: "Sam said: A. B. You said: C.")."""
+    out, last = [], None
+    for item in items:
+        speaker = item.speaker()
+        out.append(item.text if speaker == last else f"{speaker} {item.text}")
+        last = speaker
+    return out
 
 
 def normal_key(text: str) -> str:
@@ -100,16 +110,17 @@ class Ledger:
             key = normal_key(s.text)
             if not key:
                 continue
-            match = self._find(s.kind, key)
+            match = self._find(s.kind, key, window)
             if match is None:
                 due = due_words(s.text) if s.kind == "commitment" else ""
                 self.items.append(Item(s.kind, s.text, s.who, key, window, window, due,
                                        due_date(due, when) if due else None))
                 continue
             new = set(key.split())
-            text = s.text if new > match.words() else match.text  # a fuller version wins
-            self._swap(match, replace(match, text=text, key=normal_key(text),
-                                      last_window=window))
+            fuller = new > match.words()  # a fuller version wins, with its speaker
+            self._swap(match, replace(match, text=s.text if fuller else match.text,
+                                      who=s.who if fuller else match.who,
+                                      key=key if fuller else match.key, last_window=window))
         self._resolve(resolved, window_text)
         self.expire(when)
         self._cap()
@@ -143,12 +154,20 @@ class Ledger:
             if by_llm or said:
                 self._swap(item, replace(item, resolved=True))
 
-    def _find(self, kind: str, key: str) -> Item | None:
+    def _find(self, kind: str, key: str, window: int) -> Item | None:
+        """The same item: near-identical words, or (in the window that said it) an echo that
+        shares half its words ("Lena in Porto, lovely." after "My sister Lena lives in
+        Porto.")."""
         words = set(key.split())
         best = max((i for i in self.items if i.kind == kind),
                    key=lambda i: _overlap(words, i.words()), default=None)
         if best is not None and (best.key == key or _overlap(words, best.words()) >= SAME):
             return best
+        for item in self.items:  # an echoed promise is not a new fact either
+            shared = len(words & item.words())
+            if (item.last_window == window and (item.kind == kind or kind == "fact")
+                    and shared >= ECHO * min(len(words), len(item.words()))):
+                return item
         return None
 
     def _swap(self, old: Item, new: Item) -> None:

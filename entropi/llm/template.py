@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from entropi.llm.budget import Part, PromptBudget, assemble_shares
 from entropi.llm.gates import content_words
-from entropi.llm.ledger import Ledger
+from entropi.llm.ledger import Ledger, render_items
 from entropi.llm.speakable import make_speakable, sentences
 
 PROMISES = "Open promises:"
@@ -19,14 +19,14 @@ KNOWN = "What you know:"
 SO_FAR = "So far:"
 MEMORIES = "You remember:"
 SECTION_LEADS = (PROMISES, KNOWN, SO_FAR, MEMORIES)
-SHARES = {PROMISES: 0.3, KNOWN: 0.3, SO_FAR: 0.25, MEMORIES: 0.15}
+SHARES = {PROMISES: 0.25, KNOWN: 0.4, SO_FAR: 0.2, MEMORIES: 0.15}
 
 
 def _novel(items: list[str], known: list[set[str]]) -> list[str]:
     """Items not already said by a higher section (retrieval returns ledger facts too)."""
     out = []
     for item in items:
-        words = content_words(item)
+        words = {w for w in content_words(item) if not w[0].isdigit()}  # dates of memories
         if len(words) >= 3 and any(len(words & k) >= 0.7 * len(words) for k in known):
             continue
         known.append(words)
@@ -35,12 +35,13 @@ def _novel(items: list[str], known: list[set[str]]) -> list[str]:
 
 
 def render_prompt(budget: PromptBudget, ledger: Ledger, summary: str, memories: str) -> str:
-    promises = [i.render() for i in ledger.commitments()]
-    facts = [i.render() for i in ledger.facts()]
+    promises = render_items(ledger.commitments())
+    facts = render_items(ledger.facts())
     known = [content_words(x) for x in promises + facts]
     summary_items = _novel(sentences(make_speakable(summary)) if summary.strip() else [], known)
+    # Retrieval cuts its last line to its own budget ("…"): a half memory misleads.
     memory_items = _novel([make_speakable(line) for line in memories.splitlines()
-                           if line.strip()], known)
+                           if line.strip() and not line.rstrip().endswith(("…", "..."))], known)
     parts = [Part(PROMISES, promises, SHARES[PROMISES]), Part(KNOWN, facts, SHARES[KNOWN]),
              Part(SO_FAR, summary_items, SHARES[SO_FAR]),
              Part(MEMORIES, memory_items, SHARES[MEMORIES])]
