@@ -31,8 +31,8 @@ from entropi.llm.budget import PromptBudget
 from entropi.llm.client import ChatClient, ChatError
 from entropi.llm.facts import Said, extract, window_words
 from entropi.llm.fallback import RECENT, previous_summary, strip_lead_ins
-from entropi.llm.gates import role_reason
 from entropi.llm.fallback import extract as extract_parts
+from entropi.llm.gates import role_reason
 from entropi.llm.ledger import Ledger, LedgerStore
 from entropi.llm.speakable import make_speakable, sentences
 from entropi.llm.structured import (
