@@ -2,7 +2,9 @@
 
 Plays a scripted multi-window conversation (``--script FILE``, default the shipped
 ``entropi/data/continuity.txt``) through the real compactor, ledger, memory service and
-retrieval, driven the way the controller drives them: recall → compact → submit to memory.
+retrieval, driven the way the controller drives them: recall → compact (deadline: the longest
+thinking clip + 1 s) → submit to memory; late answers may land during the next window's
+``window.min_seconds``.
 Two modes: ``agent_words`` (user turns are markers, as the daemon hears them without ASR) and
 ``user_words`` (user turns carry their words, as the user-speech transcription provides).
 
@@ -139,6 +141,9 @@ async def play(cfg: Any, windows: list[Window], user_words: bool, client: Any,
                                        clock["now"], "\n".join(u.render() for u in talk),
                                        result.prompt, result.memory))
             await memory.flush()
+            # The next window lasts at least min_seconds: a late answer lands meanwhile
+            # (back to back, a slow model's requests would only queue up).
+            await compactor.drain(timeout_s=cfg.window.min_seconds)
         await compactor.aclose()
     finally:
         await memory.stop()
