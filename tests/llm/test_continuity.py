@@ -31,7 +31,8 @@ PROMISE = "Please remind me to call my dad on Sunday at 6 pm."  # the agent's ec
 def _cfg(make_cfg, base_url: str, **extra):
     return make_cfg(conversation={"prompt_token_budget": BUDGET},
                     secondary_model={"backend": "openai", "base_url": base_url,
-                                     "read_timeout_seconds": DEADLINE, **extra})
+                                     "read_timeout_seconds": DEADLINE,
+                                     "total_timeout_seconds": DEADLINE, **extra})
 
 
 @session_loop
