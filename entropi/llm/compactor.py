@@ -156,7 +156,10 @@ class Compactor:
                                if not role_reason(s, self.vetter.name))
         prompt = render_prompt(self.budget, self.ledger, summary, job.memories)
         if self.store is not None:
-            await asyncio.to_thread(self.store.save, self.ledger)
+            try:
+                await asyncio.to_thread(self.store.save, self.ledger)
+            except OSError as exc:  # a full disk must not stop the conversation
+                log.warning("ledger_write_failed", path=str(self.store.path), error=str(exc))
         latency = ((job.done_at[0] if job.done_at else time.monotonic()) - job.started
                    if reason is None else time.monotonic() - job.started)
         self._count(reason, vetted)

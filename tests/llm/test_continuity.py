@@ -234,3 +234,15 @@ def test_bench_continuity_plays_any_script_with_planted_facts(tmp_path, capsys) 
     script.write_text("=== window\nuser: hi\nbob: what\n")
     assert main(["bench", "continuity", "--offline", "--script", str(script)]) == 2
     assert "talk.txt line 3: expected 'user: …'" in capsys.readouterr().err
+
+
+@session_loop
+async def test_a_ledger_that_cannot_be_written_never_stops_the_talk(make_cfg, tokenizer,
+                                                                     tmp_path) -> None:
+    store = LedgerStore(tmp_path / "ledger.json")
+    compactor = Compactor(None, make_cfg(conversation={"prompt_token_budget": BUDGET}),
+                          tokenizer.count, ledger_store=store)
+    store.path = tmp_path / "missing-dir" / "sub" / "ledger.json"
+    (tmp_path / "missing-dir").write_text("a file where a directory should be")
+    result = await compactor.compact(PLANTED)
+    assert FACT in result.prompt  # the prompt is made; the write failure is only logged
