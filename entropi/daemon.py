@@ -30,6 +30,7 @@ from entropi.controller import PersonaPlexController, RunTotals, State, WindowSt
 from entropi.errors import EntropiError
 from entropi.hearing import TurnTranscriber, open_transcriber
 from entropi.llm import Compactor, open_llm
+from entropi.llm.ledger import store_for
 from entropi.logs import get_logger
 from entropi.memory import MemoryService
 from entropi.private_files import write_private
@@ -303,10 +304,10 @@ class Daemon:
         """One conversation on ``audio``: prime, talk, then flush memory and journal it."""
         player = ClipPlayer(clips, gap_fill=cfg.voice.clip_gap_fill,
                             noise_dbfs=cfg.voice.comfort_noise_dbfs)
-        compactor = Compactor(client, cfg, count_tokens=worker.engine.tokenizer.count,
-                              deadline_s=deadline)
         memory = MemoryService(cfg.memory, persona_name=cfg.conversation.persona_name)
         await memory.start()
+        compactor = Compactor(client, cfg, count_tokens=worker.engine.tokenizer.count,
+                              deadline_s=deadline, ledger_store=store_for(cfg.memory))
         controller = PersonaPlexController(
             cfg, worker, audio, compactor, memory, player, max_windows=self.opts.max_windows,
             on_window=self._on_window, on_frame=self._on_frame, asr=self._asr)
@@ -333,6 +334,8 @@ class Daemon:
                     f"({self.summary['audio_seconds']:.0f} s of audio).")
             await memory.stop()
             self.summary["memory_entries_written"] = memory.stats().get("entries_written")
+            self.summary["llm_rejected_outputs"] = sum(
+                n for k, n in compactor.counts.items() if k.startswith("rejected:"))
             self.controller = None
 
     async def _supervise(self, controller: PersonaPlexController) -> RunTotals:

@@ -18,3 +18,12 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def project_root() -> Path:
     return ROOT
+
+
+@pytest.fixture(autouse=True)
+def _fresh_structlog() -> None:
+    """A CLI test configures logging onto its captured (later closed) stderr; every test
+    starts from structlog's defaults so a later log call never writes to a closed file."""
+    import structlog
+
+    structlog.reset_defaults()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 import yaml
 
@@ -24,12 +25,29 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
     p.set_defaults(func=run)
 
 
+def demo_model_warning(cfg) -> str | None:
+    """SmolLM2-135M writes junk into prompts and profiles: fine for the demo and the tests,
+    not for real conversations."""
+    from entropi.llm.embedded import is_demo_model
+
+    sm = cfg.secondary_model
+    if cfg.model.source == "tiny" or sm.backend != "embedded":
+        return None
+    if not is_demo_model(sm.embedded):
+        return None
+    return ("warning: secondary_model.embedded: SmolLM2-135M is the demo/test model; for real "
+            "use set hf_repo/hf_file (config.yaml: Qwen2.5-1.5B-Instruct) or gguf")
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = load_for_command(args)
     budget = check_budget(cfg)
     from entropi.preflight import preflight
 
     preflight(cfg)  # the files and folders `run` would need, before any model loads
+    warning = demo_model_warning(cfg)
+    if warning:
+        print(warning, file=sys.stderr)
     vram = {q: estimate_vram_gb(q, cfg.runtime.context_window)
             for q in ("none", "int8", "int4", "fp8")}
     if args.json:

@@ -39,15 +39,8 @@ def run(args: argparse.Namespace) -> int:
         async with open_llm(cfg.secondary_model) as client:
             compactor = Compactor(client, cfg, count_tokens=tokenizer.count)
             try:
-                result = await compactor.compact(transcript, args.memories,
-                                                 args.previous_prompt)
-                if cfg.secondary_model.memory_directive and result.memory is None:
-                    # Offline there is no next window to carry a late directive to.
-                    await compactor.drain(timeout_s=cfg.secondary_model.total_timeout_seconds)
-                    ready = compactor.take_memories()
-                    if ready:
-                        result = type(result)(**{**result.__dict__, "memory": ready[0]})
-                return result
+                return await compactor.compact(transcript, args.memories,
+                                               args.previous_prompt)
             finally:
                 await compactor.aclose()
 

@@ -1,6 +1,7 @@
 """``entropi memory``: look at and delete what the persona remembers (privacy controls).
 
-``list | search TEXT | show ID | purge [--before DATE] [--tag TAG] | forget PERSON | keygen``.
+``list | search TEXT | show ID | purge [--before DATE] [--tag TAG] | forget PERSON |
+doctor [--fix] | keygen``.
 Deleting asks for confirmation on a terminal; scripts pass ``--yes``; with neither, the
 command refuses rather than guess. Changed files are replaced atomically.
 """
@@ -41,6 +42,8 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
     s = action("forget", "remove PERSON from the profile and every entry that mentions them")
     s.add_argument("person", metavar="PERSON")
     s.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    s = action("doctor", "find LLM junk in profile, journal and ledger (--fix removes it)")
+    s.add_argument("--fix", action="store_true", help="remove what was found (atomically)")
     action("keygen", "print a new key for memory.encryption_key_env (keep it secret)")
 
 
@@ -58,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
     cipher = cipher_from_env(cfg.memory.encryption_key_env)
     journal = Journal(cfg.memory.journal_dir, cipher)
     store = ProfileStore(cfg.memory.profile_path, cfg.conversation.persona_name, cipher)
+    if args.memory_action == "doctor":
+        return _doctor(args, cfg, journal, store, cipher)
     if args.memory_action in ("purge", "forget"):
         from entropi.memory.transcript_file import TranscriptFile
 
@@ -67,6 +72,38 @@ def run(args: argparse.Namespace) -> int:
             args, journal, store, transcript)
     handler = {"list": _list, "search": _search, "show": _show}[args.memory_action]
     return handler(args, journal, store)
+
+
+def _doctor(args, cfg, journal, store, cipher) -> int:
+    """Exit 0 when clean (or fixed), 1 when junk was found and left in place."""
+    from entropi.llm.ledger import LedgerStore, ledger_path
+    from entropi.memory import doctor
+
+    persona = cfg.conversation.persona_name
+    profile = store.load()
+    found = doctor.profile_findings(profile, persona)
+    entries = journal.read_all()
+    found += doctor.journal_findings(entries, persona)
+    ledger_store = LedgerStore(ledger_path(cfg.memory.profile_path), cipher)
+    ledger = ledger_store.load()
+    bad_items = [i for i in ledger.items if doctor.ledger_item_reason(i.text, persona)]
+    found += [doctor.Finding("ledger", i.text, doctor.ledger_item_reason(i.text, persona) or "")
+              for i in bad_items]
+    for f in found:
+        print(f"{f.where}: {f.reason}: {f.text[:80]}")
+    if not found:
+        print("memory doctor: nothing to fix")
+        return 0
+    if not args.fix:
+        print(f"memory doctor: {len(found)} junk item(s); run with --fix to remove them")
+        return 1
+    store.update(lambda p: doctor.clean_profile(p, persona))
+    removed = journal.remove(lambda e: doctor.entry_reason(e, persona) is not None)
+    if bad_items:
+        ledger.items = [i for i in ledger.items if i not in bad_items]
+        ledger_store.save(ledger)
+    print(f"memory doctor: removed {len(found)} junk item(s) ({removed} journal entries)")
+    return 0
 
 
 def _row(entry) -> str:

@@ -82,3 +82,47 @@ class PromptBudget:
             return prompt
         cut = " ".join(words[:lo]).rstrip(",;:")
         return f"{prompt} {cut}." if cut[-1] not in ".!?" else f"{prompt} {cut}"
+
+
+class Part:
+    """One prompt section: a lead-in, items kept verbatim (whole or not at all), a share."""
+
+    def __init__(self, lead: str, items: Sequence[str], share: float) -> None:
+        self.lead = lead
+        self.items = [" ".join(i.split()) for i in items if i.strip()]
+        self.share = share
+
+    def render(self, n: int) -> str:
+        if n <= 0:
+            return ""
+        return f"{self.lead} {' '.join(self.items[:n])}".strip()
+
+
+def assemble_shares(budget: PromptBudget, parts: Sequence[Part]) -> str:
+    """Persona core whole, then each part up to its share of the spare tokens (so one long
+    part never pushes the later ones out), then what is left goes to the parts in order.
+
+    Items are whole sentences or ledger lines: an item that does not fit is skipped, never
+    cut, so a fact is either in the prompt verbatim or not at all.
+    """
+    spare = budget.spare_tokens
+    taken = [0] * len(parts)
+
+    def prompt() -> str:
+        return " ".join([budget.base, *(p.render(n) for p, n in zip(parts, taken, strict=True)
+                                        if n)])
+
+    for i, part in enumerate(parts):  # pass 1: each part within its own share
+        allot = int(part.share * spare)
+        while taken[i] < len(part.items) and budget.count(part.render(taken[i] + 1)) <= allot:
+            taken[i] += 1
+    for i, part in enumerate(parts):  # pass 2: the rest, in priority order
+        while taken[i] < len(part.items):
+            taken[i] += 1
+            if not budget.fits(prompt()):
+                taken[i] -= 1
+                break
+    while not budget.fits(prompt()):  # token counts are not quite additive: trim the tail
+        last = max(i for i, n in enumerate(taken) if n)
+        taken[last] -= 1
+    return prompt()

@@ -1,34 +1,55 @@
-"""Compaction: transcript + memories + previous prompt → the next window's system prompt.
+"""Compaction: one window's transcript → the ledger, the rolling summary and the next prompt.
 
-The LLM writes only the rolling *summary*; the prompt is assembled here as
-``base_persona + summary`` and fitted to the budget, so the persona core is verbatim by
-construction and no LLM answer can overflow the context. The previous summary goes into
-the request and the answer replaces it (a rolling summary, never a growing stack).
+One structured request per window (:mod:`entropi.llm.structured`): a JSON object with the
+summary, facts, commitments, resolved promises, mood and profile update, schema-constrained
+where the server can. Every part passes the gates; facts and promises said in the window are
+also taken verbatim by the extractive path (:mod:`entropi.llm.facts`), so the ledger keeps
+them whatever the LLM writes. The prompt is rendered from a template (:mod:`entropi.llm.template`)
+by token shares: persona core whole, then promises, facts, summary and memories.
+
+The request is fitted to the secondary model's context (the embedded ``ctx_size`` or
+``secondary_model.context_tokens``): the oldest turns are dropped first; the ledger stays.
 
 Timing: ``start`` may run speculatively before the window ends; ``finish`` waits at most
-``deadline_s`` from its own call (the pause the thinking clip covers). If the answer is late,
-failed or garbage, the offline extractive fallback is used, and a late answer that arrives
-afterwards becomes the previous summary of the next compaction.
+``deadline_s`` from its own call. A late, failed or rejected answer falls back to the
+extractive summary; a late answer that arrives afterwards becomes the rolling summary.
+Each result carries the memory of *its own* window (never a previous one's).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from entropi.config import Config
 from entropi.llm.budget import PromptBudget
 from entropi.llm.client import ChatClient, ChatError
-from entropi.llm.directive import RESPONSE_FORMAT, directive_messages, parse_directive
-from entropi.llm.fallback import RECENT, fallback_parts, previous_summary, strip_lead_ins
-from entropi.llm.speakable import garbage_reason, make_speakable, sentences
-from entropi.llm.transcript import Utterance, render_transcript
+from entropi.llm.facts import Said, extract, window_words
+from entropi.llm.fallback import RECENT, previous_summary, strip_lead_ins
+from entropi.llm.fallback import extract as extract_parts
+from entropi.llm.gates import role_reason
+from entropi.llm.ledger import Ledger, LedgerStore
+from entropi.llm.speakable import make_speakable, sentences
+from entropi.llm.structured import (
+    MAX_TOKENS,
+    RESPONSE_FORMAT,
+    SYSTEM,
+    Vetted,
+    Vetter,
+    parse_answer,
+)
+from entropi.llm.template import render_prompt
+from entropi.llm.transcript import Utterance
 from entropi.logs import get_logger
 
 log = get_logger(__name__)
+CHARS_PER_TOKEN = 3.0  # conservative for English BPE: the request must never be refused
+REQUEST_SLACK = 64  # chat-template tokens around the messages
 
 
 @dataclass(frozen=True)
@@ -39,9 +60,11 @@ class CompactionResult:
     latency_ms: float  # start() → answer (or → fallback decision)
     backend: str
     fallback: str | None  # why the offline summary was used: "timeout", "http 500", "garbage"…
-    memory: dict[str, Any] | None = None
+    memory: dict[str, Any] | None = None  # this window's journal/profile directive
     waited_ms: float = 0.0  # how long finish() blocked: the part of the pause compaction cost
     summary: str = ""
+    rejected: dict[str, int] = field(default_factory=dict)  # gated-out parts, by reason
+    trimmed_turns: int = 0  # transcript turns left out of the request to fit the context
 
 
 class GarbageAnswer(Exception):
@@ -52,29 +75,19 @@ class GarbageAnswer(Exception):
 class _Job:
     started: float
     seen: int  # utterances the request saw (a speculative start sees fewer than finish)
-    previous: str
     memories: str
-    memory_task: asyncio.Task[dict[str, Any] | None] | None = None
     done_at: list[float] = field(default_factory=list)
-    late: str | None = None  # a late answer this job took over (handed back on discard)
     last_text: str = ""  # the last utterance as the request saw it (it may still grow)
-
-
-_SYSTEM = (
-    "You keep the running memory of {name}, a voice companion. Write a short summary of the "
-    "conversation that {name} must remember to continue it: who the user is, what was "
-    "discussed, what was promised, the mood. Merge the previous summary with the new "
-    "conversation into one summary and drop what no longer matters. Write to {name} as "
-    "'you'. At most {words} words of plain sentences: no preamble, no lists, no markdown, no "
-    "quotes. Write only the summary."
-)
+    trimmed: int = 0
 
 
 class Compactor:
     """Builds each window's system prompt; one instance lives for the whole conversation."""
 
     def __init__(self, client: ChatClient | None, cfg: Config,
-                 count_tokens: Callable[[str], int], deadline_s: float | None = None) -> None:
+                 count_tokens: Callable[[str], int], deadline_s: float | None = None,
+                 ledger_store: LedgerStore | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
         self.client = client
         self.cfg = cfg
         self.section = cfg.secondary_model
@@ -84,99 +97,82 @@ class Compactor:
         self.deadline_s = (deadline_s or self.section.deadline_seconds
                            or cfg.voice.max_clip_seconds + 1.0)
         self.backend = client.backend if client else "offline"
-        self._jobs: dict[asyncio.Task[str], _Job] = {}
-        self._late_summary: str | None = None
-        self._ready_memories: list[dict[str, Any]] = []
+        self.vetter = Vetter(cfg.conversation.persona_name, self.persona)
+        self.store = ledger_store
+        self.ledger = ledger_store.load() if ledger_store else Ledger()
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.summary = ""  # the rolling summary (an accepted LLM answer, never extractive)
+        self.window = self.ledger.window
+        self.counts: Counter[str] = Counter()  # results, fallbacks, rejected parts
+        self._jobs: dict[asyncio.Task[dict[str, Any]], _Job] = {}
         self._background: set[asyncio.Task[Any]] = set()
 
     # ------------------------------------------------------------------ public API
 
     def start(self, transcript: list[Utterance], memories: str = "",
-              previous_prompt: str = "") -> asyncio.Task[str]:
+              previous_prompt: str = "") -> asyncio.Task[dict[str, Any]]:
         """Begin a compaction (may be speculative); returns the task to pass to finish()."""
-        previous = previous_summary(previous_prompt, self.persona) if previous_prompt else ""
-        late = self._late_summary
-        if late:
-            # The late LLM answer saw the last window; the fallback prompt did not.
-            log.info("late_answer_used", chars=len(late))
-            previous, self._late_summary = late, None
-        job = _Job(time.monotonic(), len(transcript), previous, memories, late=late,
+        if not self.summary and previous_prompt and not self.ledger.items:
+            self.summary = previous_summary(previous_prompt, self.persona)  # a fresh start
+        job = _Job(time.monotonic(), len(transcript), memories,
                    last_text=transcript[-1].text if transcript else "")
-        work = (self._summarise(list(transcript), memories, previous, job) if self.client
-                else _offline())
+        work = (self._ask(list(transcript), memories, job) if self.client else _offline())
         task = asyncio.create_task(work, name="compaction")
-        if self.client is not None and self.section.memory_directive:
-            after = task if self.backend == "embedded" else None
-            job.memory_task = asyncio.create_task(
-                self._directive(list(transcript), memories, after), name="memory-directive")
-            job.memory_task.add_done_callback(self._keep_memory)
         self._jobs[task] = job
         return task
 
-    def discard(self, task: asyncio.Task[str]) -> None:
+    def discard(self, task: asyncio.Task[dict[str, Any]]) -> None:
         """Drop a speculative start that went stale (the talk resumed); no finish() follows."""
-        job = self._jobs.pop(task, None)
-        if job is None:
-            return
-        task.cancel()
-        if job.memory_task is not None:
-            job.memory_task.cancel()
-        if job.late and self._late_summary is None:
-            self._late_summary = job.late  # unused after all: the next start takes it
+        if self._jobs.pop(task, None) is not None:
+            task.cancel()
 
-    async def finish(self, task: asyncio.Task[str],
+    async def finish(self, task: asyncio.Task[dict[str, Any]],
                      transcript: list[Utterance]) -> CompactionResult:
         """The new prompt within ``deadline_s``; never raises for LLM trouble."""
         t0 = time.monotonic()
         job = self._jobs.pop(task)
-        summary, reason = None, None
-        if self.client is None:
-            reason = "offline"
-        else:
-            try:
-                done, _ = await asyncio.wait({task}, timeout=self.deadline_s)
-            except asyncio.CancelledError:  # shutdown while waiting: nobody wants the answer
-                task.cancel()
-                if job.memory_task is not None:
-                    job.memory_task.cancel()
-                raise
-            if not done:
-                reason = "timeout"
-                task.add_done_callback(self._keep_late)
-                self._track(task)
-            elif task.cancelled():
-                reason = "cancelled"
-            elif isinstance(task.exception(), ChatError):
-                reason = task.exception().reason  # type: ignore[union-attr]
-            elif isinstance(task.exception(), GarbageAnswer):
-                reason = "garbage"
-            elif task.exception() is not None:
-                reason = f"error {type(task.exception()).__name__}"
-                log.error("compaction_bug", error=repr(task.exception()))
-            else:
-                summary = task.result()
-        if summary is not None:
+        answer, reason = await self._wait(task)
+        words = window_words(transcript)
+        vetted = self.vetter.vet(answer, words) if answer is not None else Vetted()
+        if answer is not None and vetted.summary is None:
+            reason = "garbage"  # the rest of the answer (facts, profile) may still count
+            log.warning("llm_garbage", backend=self.backend, why=",".join(vetted.rejected))
+        self.window = self.ledger.window = self.window + 1
+        # Words said aloud can carry an injection too ("ignore all previous instructions").
+        said = [s for s in _union(extract(transcript), vetted.said)
+                if not role_reason(s.text, self.vetter.name)]
+        self.ledger.touch(words, self.window)
+        self.ledger.merge(said, self.window, self.clock(), vetted.resolved, words)
+        if vetted.summary is not None:
+            self.summary = vetted.summary
             tail = unseen_agent_text(transcript, job.seen, job.last_text)
-            parts = [summary]
-            if tail:  # said after a speculative start: the LLM never saw it
-                parts.append(f"{RECENT} {make_speakable(tail)}")
-            prompt = self.budget.assemble(parts)
-            latency = (job.done_at[0] if job.done_at else time.monotonic()) - job.started
+            summary = f"{vetted.summary} {RECENT} {make_speakable(tail)}" if tail else \
+                vetted.summary
         else:
             if reason != "offline":
                 log.warning("compaction_fallback", reason=reason, backend=self.backend)
-            prompt = self.budget.assemble(fallback_parts(transcript, job.memories,
-                                                         job.previous))
-            latency = time.monotonic() - job.started
-        waited = time.monotonic() - t0
+            summary = " ".join(s for s in sentences(" ".join([*extract_parts(transcript),
+                                                               self.summary]))
+                               if not role_reason(s, self.vetter.name))
+        prompt = render_prompt(self.budget, self.ledger, summary, job.memories)
+        if self.store is not None:
+            try:
+                await asyncio.to_thread(self.store.save, self.ledger)
+            except OSError as exc:  # a full disk must not stop the conversation
+                log.warning("ledger_write_failed", path=str(self.store.path), error=str(exc))
+        latency = ((job.done_at[0] if job.done_at else time.monotonic()) - job.started
+                   if reason is None else time.monotonic() - job.started)
+        self._count(reason, vetted)
         result = CompactionResult(
-            prompt=prompt, tokens=self.budget.tokens(prompt),
-            token_budget=self.budget.budget, latency_ms=latency * 1000, backend=self.backend,
-            fallback=reason, memory=self._take_memory(job), waited_ms=waited * 1000,
-            summary=summary or "")
+            prompt=prompt, tokens=self.budget.tokens(prompt), token_budget=self.budget.budget,
+            latency_ms=latency * 1000, backend=self.backend, fallback=reason,
+            memory=self._directive(vetted, said, summary),
+            waited_ms=(time.monotonic() - t0) * 1000, summary=vetted.summary or "",
+            rejected=dict(vetted.rejected), trimmed_turns=job.trimmed)
         log.info("compaction_done", backend=self.backend, fallback=reason, tokens=result.tokens,
                  token_budget=result.token_budget, latency_ms=round(result.latency_ms, 1),
-                 waited_ms=round(result.waited_ms, 1))
+                 waited_ms=round(result.waited_ms, 1), rejected=sum(vetted.rejected.values()),
+                 ledger=len(self.ledger.items))
         return result
 
     async def compact(self, transcript: list[Utterance], memories: str = "",
@@ -185,142 +181,172 @@ class Compactor:
         return await self.finish(self.start(transcript, memories, previous_prompt), transcript)
 
     async def drain(self, timeout_s: float | None = None) -> None:
-        """Wait (bounded) for late answers and memory directives still running."""
+        """Wait (bounded) for late answers still running."""
         if self._background:
             await asyncio.wait(set(self._background), timeout=timeout_s)
 
-    def take_memories(self) -> list[dict[str, Any]]:
-        """Directives that arrived after their result was returned (e.g. at shutdown)."""
-        ready, self._ready_memories = self._ready_memories, []
-        return ready
+    def recall_query(self, transcript: list[Utterance]) -> str:
+        """What retrieval searches for: the window's words (both speakers) and the ledger."""
+        return f"{window_words(transcript)} {self.ledger.query_words()}".strip()
 
     async def aclose(self) -> None:
         """Cancel late requests still running (at shutdown)."""
         pending = [*self._background, *self._jobs]
-        for job in self._jobs.values():
-            if job.memory_task is not None:
-                pending.append(job.memory_task)
         for t in pending:
             t.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
 
-    # ------------------------------------------------------------------ internals
+    # ------------------------------------------------------------------ the request
+
+    @property
+    def context_tokens(self) -> int:
+        s = self.section
+        if s.context_tokens is not None:
+            return s.context_tokens
+        return s.embedded.ctx_size if s.backend != "openrouter" else 16384
+
+    def max_tokens(self) -> int:
+        return min(max(self.section.max_tokens, MAX_TOKENS), self.context_tokens // 2)
 
     def messages(self, transcript: list[Utterance], memories: str,
-                 previous: str) -> list[dict[str, str]]:
-        words = self._summary_words()
-        system = _SYSTEM.format(name=self.cfg.conversation.persona_name, words=words)
-        user = []
+                 previous: str) -> tuple[list[dict[str, str]], int]:
+        """The request, fitted to the model's context; also how many turns were left out."""
+        system = SYSTEM.format(name=self.cfg.conversation.persona_name,
+                               words=self._summary_words())
+        head = []
         if previous:
-            user.append(f"Previous summary: {previous}")
+            head.append(f"Previous summary: {previous}")
+        known = self.ledger.query_words()
+        if known:
+            head.append(f"Already known: {known}")
         if memories.strip():
-            user.append(f"Relevant memories: {memories.strip()}")
-        user.append(f"New conversation:\n{render_transcript(transcript)}")
-        user.append("Updated summary:")
+            head.append(f"Relevant memories: {memories.strip()}")
+        room = (self.context_tokens - self.max_tokens() - REQUEST_SLACK
+                - _tokens(system) - _tokens("\n\n".join(head)))
+        lines, dropped = fit_turns([u.render() for u in transcript], room)
+        user = [*head, "New conversation:\n" + "\n".join(lines)]
         return [{"role": "system", "content": system},
-                {"role": "user", "content": "\n\n".join(user)}]
+                {"role": "user", "content": "\n\n".join(user)}], dropped
 
     def _summary_words(self) -> int:
-        """Words that fit the spare budget, from this tokenizer's words-per-token ratio."""
+        """Words that fit the summary's share, from this tokenizer's words-per-token ratio."""
         ratio = len(self.persona.split()) / max(1, self.budget.count(self.persona))
-        return max(10, min(120, int(self.budget.spare_tokens * ratio)))
+        return max(10, min(60, int(0.4 * self.budget.spare_tokens * ratio)))
 
-    async def _summarise(self, transcript: list[Utterance], memories: str, previous: str,
-                         job: _Job) -> str:
+    async def _ask(self, transcript: list[Utterance], memories: str,
+                   job: _Job) -> dict[str, Any]:
         assert self.client is not None
         # Retries must fit the time the caller will wait: speculative lead + deadline.
         retry_deadline = job.started + self.section.speculative_seconds + self.deadline_s
+        messages, job.trimmed = self.messages(transcript, memories, self.summary)
+        if job.trimmed:
+            log.info("compaction_request_trimmed", turns=job.trimmed,
+                     context_tokens=self.context_tokens)
         try:
-            # ~2 tokens per word is plenty for the asked length and bounds a looping model.
-            max_tokens = min(self.section.max_tokens, 2 * self._summary_words() + 16)
-            reply = await self.client.complete(self.messages(transcript, memories, previous),
-                                               max_tokens=max_tokens,
+            reply = await self.client.complete(messages, max_tokens=self.max_tokens(),
+                                               temperature=self.section.temperature,
+                                               response_format=RESPONSE_FORMAT,
                                                retry_deadline=retry_deadline)
         finally:
             job.done_at.append(time.monotonic())
         # Text work scales with the answer: in a thread, so the frame loop never waits on it.
-        return await asyncio.to_thread(self._clean_summary, reply.text, reply.truncated)
+        return await asyncio.to_thread(parse_answer, reply.text, truncated=reply.truncated)
 
-    def _clean_summary(self, text: str, truncated: bool) -> str:
-        """The speakable, de-duplicated summary; GarbageAnswer if nothing usable is left."""
-        raw_chars = len(text)
-        text = _drop_partial_sentence(text) if truncated else text
-        summary = strip_lead_ins(make_speakable(text))
-        if self.persona:
-            summary = " ".join(summary.replace(self.persona, " ").split())
-        summary = _unique_sentences(summary)  # small models loop; keep each thought once
-        # Judge only what could fit the prompt: a runaway answer is cut by the budget anyway.
-        summary = " ".join(summary.split()[:4 * self._summary_words()])
-        why = garbage_reason(summary)
-        if why:
-            log.warning("llm_garbage", backend=self.backend, why=why, chars=raw_chars)
-            raise GarbageAnswer(why)
-        return summary
-
-    async def _directive(self, transcript: list[Utterance], memories: str,
-                         after: asyncio.Task[str] | None) -> dict[str, Any] | None:
-        assert self.client is not None
-        if after is not None:
-            # One local CPU server: run after the prompt so the two never share the cores.
-            await asyncio.wait({after})
+    async def _wait(self, task: asyncio.Task[dict[str, Any]]
+                    ) -> tuple[dict[str, Any] | None, str | None]:
+        if self.client is None:
+            return None, "offline"
         try:
-            reply = await self.client.complete(directive_messages(transcript, memories),
-                                               max_tokens=max(self.section.max_tokens, 400),
-                                               temperature=0.0,
-                                               response_format=RESPONSE_FORMAT)
-        except ChatError as exc:
-            log.info("memory_directive_failed", reason=exc.reason)
-            return None
-        directive = await asyncio.to_thread(parse_directive, reply.text)
-        if directive is None:
-            log.info("memory_directive_unparsable", chars=len(reply.text))
+            done, _ = await asyncio.wait({task}, timeout=self.deadline_s)
+        except asyncio.CancelledError:  # shutdown while waiting: nobody wants the answer
+            task.cancel()
+            raise
+        if not done:
+            task.add_done_callback(self._keep_late)
+            self._track(task)
+            return None, "timeout"
+        if task.cancelled():
+            return None, "cancelled"
+        exc = task.exception()
+        if isinstance(exc, ChatError):
+            return None, exc.reason
+        if exc is not None:
+            log.error("compaction_bug", error=repr(exc))
+            return None, f"error {type(exc).__name__}"
+        return task.result(), None
+
+    # ------------------------------------------------------------------ results
+
+    def _directive(self, vetted: Vetted, said: list[Said], summary: str) -> dict[str, Any]:
+        """This window's memory: one journal entry per fact or commitment (all grounded)."""
+        directive: dict[str, Any] = {
+            "summary": strip_lead_ins(" ".join(sentences(summary)[:2])),
+            "facts": [s.text for s in said if s.kind == "fact"],
+            "commitments": [s.text for s in said if s.kind == "commitment"],
+        }
+        if vetted.mood:
+            directive["emotion"] = vetted.mood
+        if vetted.profile and self.section.memory_directive:
+            directive["profile_update"] = vetted.profile
         return directive
 
-    def _keep_memory(self, task: asyncio.Task[dict[str, Any] | None]) -> None:
-        if not task.cancelled() and task.exception() is None and task.result() is not None:
-            self._ready_memories.append(task.result())  # type: ignore[arg-type]
+    def _count(self, reason: str | None, vetted: Vetted) -> None:
+        self.counts["results"] += 1
+        if reason is not None:
+            self.counts["fallbacks"] += 1
+        for why, n in vetted.rejected.items():
+            self.counts[f"rejected:{why}"] += n
+        if vetted.rejected:
+            log.info("llm_output_rejected", **{k.replace(" ", "_"): v
+                                               for k, v in vetted.rejected.items()})
 
-    def _take_memory(self, job: _Job) -> dict[str, Any] | None:
-        """The oldest directive that is ready; a late one rides along with the next result."""
-        if job.memory_task is not None and not job.memory_task.done():
-            self._track(job.memory_task)
-        return self._ready_memories.pop(0) if self._ready_memories else None
-
-    def _keep_late(self, task: asyncio.Task[str]) -> None:
-        if not task.cancelled() and task.exception() is None:
-            self._late_summary = task.result()
-            log.info("late_answer_kept", chars=len(self._late_summary))
+    def _keep_late(self, task: asyncio.Task[dict[str, Any]]) -> None:
+        if task.cancelled() or task.exception() is not None:
+            return
+        late = self.vetter.vet(task.result(), "")  # only the summary is used from it
+        if late.summary:
+            self.summary = late.summary
+            log.info("late_answer_kept", chars=len(late.summary))
 
     def _track(self, task: asyncio.Task[Any]) -> None:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
 
-async def _offline() -> str:
-    return ""  # no client: finish() builds the extractive prompt
+async def _offline() -> dict[str, Any]:
+    return {}  # no client: finish() builds the extractive prompt
 
 
-def _drop_partial_sentence(text: str) -> str:
-    """An answer cut by max_tokens ends mid-sentence; a half thought misleads the model."""
-    text = text.rstrip()
-    end = max(text.rfind(". "), text.rfind("! "), text.rfind("? "), text.rfind(".\n"))
-    if text[-1:] in ".!?" or end < 0:
-        return text
-    return text[:end + 1]
+def _tokens(text: str) -> int:
+    return int(len(text) / CHARS_PER_TOKEN) + 1
 
 
-def _unique_sentences(text: str) -> str:
-    """Drop sentences that add almost no new words (exact or near repeats of earlier ones):
-    a looping small model keeps its first, useful sentences instead of being discarded."""
-    seen: set[str] = set()
-    kept = []
-    for s in sentences(text):
-        words = {w.strip(".,!?;:").lower() for w in s.split()} - {""}
-        if kept and len(words - seen) < 0.3 * len(words):
+def fit_turns(lines: list[str], room: int) -> tuple[list[str], int]:
+    """The most recent turns that fit ``room`` tokens (estimated); a single turn longer than
+    the room keeps its last words. Returns the lines and how many turns were dropped."""
+    kept: list[str] = []
+    for line in reversed(lines):
+        cost = _tokens(line) + 1
+        if cost <= room:
+            kept.append(line)
+            room -= cost
             continue
-        seen |= words
-        kept.append(s)
-    return " ".join(kept)
+        if not kept and room > 16:  # one huge turn: its end is the freshest part
+            kept.append("… " + line[-int((room - 2) * CHARS_PER_TOKEN):].split(" ", 1)[-1])
+        break
+    kept.reverse()
+    return kept, len(lines) - len(kept)
+
+
+def _union(first: list[Said], second: list[Said]) -> list[Said]:
+    """The extractive items, then the LLM's new ones; each text once."""
+    seen: set[str] = set()
+    out = []
+    for s in [*first, *second]:
+        if s.text.casefold() not in seen:
+            seen.add(s.text.casefold())
+            out.append(s)
+    return out
 
 
 def unseen_agent_text(transcript: list[Utterance], seen: int, last_text: str) -> str:

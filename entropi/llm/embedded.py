@@ -38,7 +38,34 @@ def default_gguf() -> Path:
     return path
 
 
+def is_demo_model(section: EmbeddedLLM) -> bool:
+    """SmolLM2-135M: the demo and test model, too small for real conversations."""
+    if section.gguf is not None:
+        return "smollm2-135m" in section.gguf.name.lower()
+    return section.hf_repo is None or "smollm2-135m" in (section.hf_file or "").lower()
+
+
+def hub_gguf(repo: str, filename: str) -> Path:
+    """Fetch the GGUF once through huggingface_hub (its progress bar shows on a terminal);
+    later starts use the cache, offline included."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return Path(hf_hub_download(repo, filename))
+    except LocalEntryNotFoundError:
+        raise ConfigError(f"secondary_model.embedded.hf_repo: {repo}/{filename} is not cached "
+                          "and the hub is unreachable (or HF_HUB_OFFLINE=1); download it once "
+                          "online, or set secondary_model.embedded.gguf to a local file") from None
+    except (HfHubHTTPError, OSError) as exc:
+        raise ConfigError(f"secondary_model.embedded.hf_repo: cannot fetch {repo}/{filename} "
+                          f"({exc.__class__.__name__}); check hf_repo/hf_file or set "
+                          "secondary_model.embedded.gguf") from None
+
+
 def gguf_path(section: EmbeddedLLM) -> Path:
+    if section.gguf is None and section.hf_repo and section.hf_file:
+        return hub_gguf(section.hf_repo, section.hf_file)
     if section.gguf is None:
         return default_gguf()
     if not section.gguf.is_file():
@@ -71,6 +98,7 @@ class EmbeddedServer:
         p.model.path = str(self.gguf)
         p.n_ctx = self.section.ctx_size * self.parallel  # n_ctx is shared by the slots
         p.n_parallel = self.parallel
+        p.n_gpu_layers = self.section.gpu_layers  # a CPU-only build ignores it
         p.cpuparams.n_threads = self.section.threads
         p.cpuparams_batch.n_threads = self.section.threads
         p.hostnames = ["127.0.0.1"]  # loopback only: the transcript never leaves the machine

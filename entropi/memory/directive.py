@@ -23,6 +23,7 @@ class MemoryDirective(BaseModel):
     summary: str | None = Field(None, max_length=2000)
     emotion: str | None = Field(None, min_length=1, max_length=40)
     commitments: list[str] = Field(default_factory=list, max_length=20)
+    facts: list[str] = Field(default_factory=list, max_length=20)  # one journal entry each
     tags: list[str] = Field(default_factory=list, max_length=20)
     importance: float | None = Field(None, ge=0, le=1)
     profile_update: ProfileUpdate | None = None

@@ -64,7 +64,10 @@ def extract_commitments(text: str, limit: int = 5) -> list[str]:
     return [s.strip() for s in sentences if _COMMITMENT.search(s)][:limit]
 
 
-def summarise(text: str, max_words: int = 40) -> str:
+SUMMARY_WORDS = 40
+
+
+def summarise(text: str, max_words: int = SUMMARY_WORDS) -> str:
     """The first sentences, up to ``max_words``: the LLM's summary is better when given."""
     words = " ".join(text.split()).split(" ")
     short = " ".join(words[:max_words])

@@ -176,6 +176,12 @@ class MemoryService:
         log.warning("memory_queue_full_dropped", window=record.window,
                     queue_size=self.cfg.queue_size)
 
+    async def flush(self) -> None:
+        """Wait until everything submitted so far is on disk and indexed (benchmarks)."""
+        if self.running and self._queue is not None and self._profile_queue is not None:
+            await self._queue.join()
+            await self._profile_queue.join()
+
     async def write_session_end(self, summary: str) -> None:
         """The session's final entry, always written; returns once it is on disk. A disk
         error is logged and counted in ``stats()['errors']``, never raised, so the daemon's
@@ -221,8 +227,9 @@ class MemoryService:
     @staticmethod
     def _memory_line(entry: JournalEntry) -> str:
         line = f"- {entry.timestamp:%Y-%m-%d}: {entry.summary}"
-        if entry.commitments:
-            line += " (promised: " + "; ".join(entry.commitments) + ")"
+        promised = [c for c in entry.commitments if c != entry.summary]
+        if promised:  # a per-commitment entry's summary is the promise itself
+            line += " (promised: " + "; ".join(promised) + ")"
         return line
 
     def stats(self) -> dict[str, Any]:
@@ -270,7 +277,8 @@ class MemoryService:
                     reasons[decision.reason] = reasons.get(decision.reason, 0) + 1
                     log.debug("memory_skipped", window=item.window, reason=decision.reason)
                 else:
-                    await self._write(decision.entry)
+                    for entry in decision.entries:  # one per fact or commitment
+                        await self._write(entry)
             except Exception as exc:  # a bad disk must not kill the writer or the daemon
                 self._stats.errors += 1
                 log.error("memory_write_failed", error=str(exc))

@@ -41,7 +41,11 @@ def test_five_windows_with_embedded_llm(daemon):
     # window in which nothing new was said may legitimately keep the previous summary.)
     primes = [e for e in log_events(out) if e.get("event") == "primed"]
     assert [p["window"] for p in primes] == [1, 2, 3, 4, 5, 6]
-    assert s["distinct_prompts"] >= 3
+    # Prompts move on with what was said; a window of user markers only (the random model
+    # may say nothing) adds nothing, and nothing is invented from it.
+    said = [line for line in Path(s["transcript_file"]).read_text().splitlines()
+            if line.startswith(("agent:", "user:", "user ("))]
+    assert s["distinct_prompts"] >= (3 if said else 1)
     # Output: one frame out per frame in.
     pcm = read_wav(daemon.dir / "out.wav")
     assert len(pcm) == s["frames"] * FRAME_SIZE

@@ -50,7 +50,7 @@ def test_compact_text_output_offline_fallback_and_bad_transcript(tmp_path, capsy
     (tmp_path / "talk.txt").write_text(TRANSCRIPT)
     assert main(["compact", "-c", config, "--transcript", str(tmp_path / "talk.txt")]) == 0
     out = capsys.readouterr().out
-    assert "Kittens love to play at night" in out
+    assert "The user said: I adopted a cat named Miso last week." in out  # the ledger
     assert "fallback unreachable" in out and "/ 160 (wrapped in <system> tags)" in out
     assert main(["compact", "-c", config, "--transcript", str(tmp_path / "none.txt")]) == 2
     assert "input error: " in capsys.readouterr().err

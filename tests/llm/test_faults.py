@@ -33,7 +33,8 @@ def _cfg(make_cfg, fake, **extra):
           "memory_directive": False, "max_retries": 2, "read_timeout_seconds": 10.0,
           "openrouter": {"referer": "https://example.org/entropi", "title": "entropi-test"}}
     sm.update(extra)
-    return make_cfg(secondary_model=sm)
+    # Room for the ledger (the promise and fact in TALK) and the summary.
+    return make_cfg(secondary_model=sm, conversation={"prompt_token_budget": 320})
 
 
 async def _compact(cfg, tokenizer, transcript=TALK, previous=""):
@@ -60,7 +61,7 @@ async def test_streamed_answer_with_sse_comments_and_privacy_fields(make_cfg, fa
     cfg = _cfg(make_cfg, fake)
     result, _ = await _compact(cfg, tokenizer)
     assert result.fallback is None and result.backend == "openrouter"
-    assert result.prompt == f"{cfg.conversation.base_persona} {SUMMARY}"
+    assert result.summary == SUMMARY and f"So far: {SUMMARY}" in result.prompt
     (req,) = fake.requests
     assert req.path == "/v1/chat/completions"
     assert req.headers["authorization"] == f"Bearer {API_KEY}"
@@ -154,7 +155,7 @@ async def test_hanging_server_times_out_and_the_late_answer_is_used_next(
     await client.aclose()
     assert first.fallback == "timeout" and second.fallback is None
     assert_valid_prompt(first, cfg, tokenizer)
-    assert _events(logs, "late_answer_kept") and _events(logs, "late_answer_used")
+    assert _events(logs, "late_answer_kept")
     # the late summary, not the fallback prompt, became the "previous summary"
     asked = fake.requests[1].body["messages"][-1]["content"]
     assert f"Previous summary: {late}" in asked and RECENT not in asked
@@ -229,26 +230,35 @@ async def test_speculative_start_adds_what_was_said_after_it(make_cfg, fake,
         full = [*TALK, Utterance("agent", "See you tomorrow.")]
         result = await compactor.finish(task, full)
     assert result.fallback is None
-    assert SUMMARY in result.prompt and result.prompt.endswith(
-        f"{RECENT} I will remind you to call Maria on Friday. See you tomorrow.")
+    # the promise said after the start is in the ledger, the rest is "just now"
+    assert SUMMARY in result.prompt and result.prompt.endswith("See you tomorrow.")
+    assert "Open promises: You said: I will remind you to call Maria on Friday." in result.prompt
     assert "call Maria on Friday" not in fake.requests[0].body["messages"][-1]["content"]
 
 
-async def test_memory_directive_is_requested_as_json_schema_and_parsed(make_cfg, fake,
-                                                                       tokenizer) -> None:
-    directive = {"log_memory": True, "summary": "Maria lives in Lisbon.", "importance": 0.7,
-                 "tags": ["family"]}
-    fake.script = [json_reply(SUMMARY)]
-    fake.directive_reply = json_reply(f"```json\n{json.dumps(directive)}\n```")
+async def test_one_structured_request_per_window_and_its_memory_is_gated(make_cfg, fake,
+                                                                        tokenizer) -> None:
+    answer = {"summary": "You talked about Maria in Lisbon.", "mood": "happy",
+              "facts": [{"who": "user", "what": "Maria lives in Lisbon"},
+                        {"who": "user", "what": "Sarah works at the bank"}],  # invented
+              "commitments": [{"who": "agent", "what": "call Maria", "due": "Friday"}],
+              "profile": {"hobbies": ["jazz"],
+                          "people": [{"name": "I'm happy to help you.", "note": "x"},
+                                     {"name": "Maria", "note": "lives in Lisbon"}]}}
+    fake.script = [json_reply(f"```json\n{json.dumps(answer)}\n```")]
     cfg = _cfg(make_cfg, fake, memory_directive=True, stream=False)
     async with ChatClient(cfg.secondary_model) as client:
         compactor = Compactor(client, cfg, tokenizer.count, deadline_s=DEADLINE)
         result = await compactor.compact(TALK, "", "")
-        await compactor.drain(timeout_s=5)
-        memory = result.memory or compactor.take_memories()[0]
-    assert memory == directive
-    formats = [r.body.get("response_format", {}).get("type") for r in fake.requests]
-    assert sorted(formats, key=str) == [None, "json_schema"]
+    (req,) = fake.requests  # one request: summary, ledger and memory together
+    assert req.body["response_format"]["type"] == "json_schema"
+    memory = result.memory
+    assert memory["emotion"] == "happy"
+    assert "Maria lives in Lisbon." in memory["facts"]
+    assert not any("Sarah" in f for f in memory["facts"])  # not said: never written
+    assert memory["profile_update"] == {"hobbies": ["jazz"], "people": [
+        {"name": "Maria", "notes": ["lives in Lisbon"]}]}
+    assert result.rejected == {"not in the window": 1, "not a name": 1}
 
 
 async def test_openrouter_without_key_is_a_clear_error(make_cfg, fake, monkeypatch) -> None:

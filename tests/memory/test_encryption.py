@@ -29,16 +29,16 @@ async def test_service_round_trip_encrypted(tmp_path):
     mem = MemoryService(cfg, persona_name="Ada", env=env)
     await mem.start()
     mem.submit(WindowRecord(1, later(0), later(20), SECRET, "p",
-                            {"profile_update": {"hobbies": ["packing boxes"]}}))
+                            {"profile_update": {"hobbies": ["moving to Lisbon"]}}))
     await mem.stop()
     (path,) = Journal(cfg.journal_dir).files()
     assert path.name.endswith(".md.enc")
     assert b"Lisbon" not in path.read_bytes()
-    assert b"packing" not in cfg.profile_path.read_bytes()
+    assert b"Lisbon" not in cfg.profile_path.read_bytes()
     cipher = cipher_from_env("ENTROPI_MEMORY_KEY", env)
     (entry,) = Journal(cfg.journal_dir, cipher).read_all()
     assert "Lisbon" in entry.summary and entry.window == 1
-    assert ProfileStore(cfg.profile_path, "Ada", cipher).load().hobbies == ["packing boxes"]
+    assert ProfileStore(cfg.profile_path, "Ada", cipher).load().hobbies == ["moving to Lisbon"]
     again = MemoryService(cfg, persona_name="Ada", env=env)  # restart reads it back
     await again.start()
     assert "Lisbon" in again.context_for("Lisbon")

@@ -51,16 +51,38 @@ def test_cooldown_spaces_low_importance_entries_but_not_important_ones():
     assert p.decide(rec(5, middling, 101)).reason == "written"
 
 
-def test_directive_overrides_heuristics():
+def test_directive_is_grounded_and_log_memory_true_is_not_trusted():
     p = planner()
-    d = p.decide(rec(1, SMALL_TALK, 0, {
+    d = p.decide(rec(1, "Hi Sam. " + SMALL_TALK, 0, {
         "log_memory": True, "summary": "Ada greeted Sam.", "emotion": "Calm",
-        "commitments": ["ask about the band"], "tags": ["Greeting"], "importance": 0.2}))
+        "tags": ["Greeting"], "importance": 0.2}))
+    assert d.reason == "below_threshold"  # log_memory true no longer bypasses the filter
+    d = p.decide(rec(2, "Hi Sam. " + PLAN, 10, {
+        "summary": "Ada greeted Sam.", "emotion": "Calm", "tags": ["Greeting"]}))
     assert d.reason == "written" and d.entry is not None
-    assert d.entry.summary == "Ada greeted Sam." and d.entry.importance == 0.2
-    assert d.entry.commitments == ("ask about the band",)
+    assert d.entry.summary == "Ada greeted Sam."  # every name in it was said in the window
     assert "greeting" in d.entry.tags and "emotion:calm" in d.entry.tags
-    assert p.decide(rec(2, PLAN, 100, {"log_memory": False})).reason == "declined"
+    invented = p.decide(rec(3, PLAN, 400, {"summary": "The new job is going to be a great "
+                                                      "opportunity with Sarah."}))
+    assert invented.entry is not None and "Sarah" not in invented.entry.summary
+    assert p.decide(rec(4, PLAN, 800, {"log_memory": False})).reason == "declined"
+
+
+def test_one_entry_per_fact_and_commitment_filed_with_its_window_markers_stripped():
+    p = planner(cooldown_seconds=600)
+    text = ("[user spoke 2.0 s] user: My sister Lena lives in Porto. "
+            "agent: I will remind you to call your dad on Sunday at 6 pm.")
+    d = p.decide(rec(7, text, 0, {
+        "facts": ["My sister Lena lives in Porto.", "Jordan is your best friend."],
+        "commitments": ["I will remind you to call your dad on Sunday at 6 pm."]}))
+    entries = d.entries
+    assert [e.window for e in entries] == [7, 7]  # the invented Jordan fact is dropped
+    assert entries[0].commitments == ("I will remind you to call your dad on Sunday at 6 pm.",)
+    assert entries[1].summary == "My sister Lena lives in Porto."
+    assert all(e.importance >= 0.35 for e in entries) and "spoke" not in entries[1].summary
+    again = p.decide(rec(8, "My dog Rex loves the beach.", 30,
+                         {"facts": ["My dog Rex loves the beach."]}))
+    assert again.reason == "written"  # facts are not held back by the cooldown
 
 
 def test_invalid_directive_is_ignored_and_heuristics_decide():
@@ -72,9 +94,10 @@ def test_invalid_directive_is_ignored_and_heuristics_decide():
 
 def test_invalid_profile_update_is_dropped_but_journal_part_kept():
     p = planner()
-    d = p.decide(rec(1, PLAN, 0, {"summary": "Plans.", "profile_update": {
+    d = p.decide(rec(1, PLAN, 0, {"summary": "Plans for the trip.", "profile_update": {
         "people": [{"name": "Sam", "sentiment": "warm"}]}}))
-    assert d.entry is not None and d.entry.summary == "Plans." and d.profile_update is None
-    d = p.decide(rec(2, SMALL_TALK, 10, {"profile_update": {"hobbies": ["chess"]}}))
+    assert d.entry is not None and d.entry.summary == "Plans for the trip."
+    assert d.profile_update is None
+    d = p.decide(rec(2, SMALL_TALK + " Chess.", 10, {"profile_update": {"hobbies": ["chess"]}}))
     assert d.entry is None and d.profile_update is not None
     assert d.profile_update.hobbies == ["chess"]

@@ -29,8 +29,10 @@ async def test_submitted_windows_are_on_disk_after_stop(tmp_path):
     await mem.start()
     mem.submit(rec(1, "Hi. Fine, thanks.", 0))
     mem.submit(rec(2, PLAN, 20))
-    mem.submit(rec(3, JAZZ, 40, {"profile_update": {"hobbies": ["jazz"], "people": [
-        {"name": "Mia", "sentiment": 0.5, "notes": ["sister"]}]}}))
+    # profile updates must be grounded in the window's words (Mia, sister, jazz are)
+    mem.submit(rec(3, f"{JAZZ} Mia, my sister, loved it", 40, {"profile_update": {
+        "hobbies": ["jazz"], "people": [{"name": "Mia", "sentiment": 0.5,
+                                         "notes": ["sister"]}]}}))
     await mem.write_session_end("We made plans and listened to jazz.")
     await mem.stop()
     await mem.stop()  # second stop is a no-op

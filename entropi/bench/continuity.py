@@ -1,0 +1,226 @@
+"""Continuity: do facts and promises said early reach the prompts of later windows?
+
+Plays a scripted multi-window conversation (``--script FILE``, default the shipped
+``entropi/data/continuity.txt``) through the real compactor, ledger, memory service and
+retrieval, driven the way the controller drives them: recall → compact (deadline: the longest
+thinking clip + 1 s) → submit to memory; late answers may land during the next window's
+``window.min_seconds``.
+Two modes: ``agent_words`` (user turns are markers, as the daemon hears them without ASR) and
+``user_words`` (user turns carry their words, as the user-speech transcription provides).
+
+Script format: ``=== window`` starts a window; ``user (Name): text`` / ``user: text`` /
+``agent: text`` lines are utterances; ``!fact WORDS`` / ``!commitment WORDS`` plant an item
+in that window. A planted item is recalled at +k when every word of WORDS appears
+(case-insensitive, whole words) in the prompt made at the end of window w+k.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from entropi.errors import InputError
+
+HELP = ("continuity over a scripted conversation: fact/commitment recall at +5/+10/+20 "
+        "windows, persona and budget kept, fallbacks, rejected LLM outputs, profile junk")
+_LINE = re.compile(r"^(user|agent)\s*(?:\(([^)]+)\))?\s*:\s*(.+)$", re.IGNORECASE)
+_PLANT = re.compile(r"^!(fact|commitment)\s+(.+)$", re.IGNORECASE)
+WORDS_PER_SECOND = 2.5  # speech rate for the markers of agent-words mode
+
+
+@dataclass
+class Window:
+    lines: list[tuple[str, str | None, str]] = field(default_factory=list)
+    plants: list[tuple[str, list[str]]] = field(default_factory=list)
+
+
+def parse_script(text: str, source: str) -> list[Window]:
+    windows: list[Window] = []
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("==="):
+            windows.append(Window())
+            continue
+        if not windows:
+            raise InputError(f"{source} line {n}: text before the first '=== window' line")
+        if m := _PLANT.match(line):
+            windows[-1].plants.append((m.group(1).lower(), m.group(2).lower().split()))
+        elif m := _LINE.match(line):
+            windows[-1].lines.append((m.group(1).lower(), m.group(2), m.group(3).strip()))
+        else:
+            raise InputError(f"{source} line {n}: expected 'user: …', 'agent: …', "
+                             f"'!fact WORDS' or '!commitment WORDS', got {line[:40]!r}")
+    if not windows:
+        raise InputError(f"{source}: no '=== window' line; see the format in "
+                         "entropi/data/continuity.txt")
+    return windows
+
+
+def utterances(window: Window, user_words: bool) -> list[Any]:
+    from entropi.llm import Utterance
+
+    out = []
+    for speaker, name, text in window.lines:
+        if speaker == "agent":
+            out.append(Utterance("agent", text))
+        elif user_words:
+            out.append(Utterance("user", text, name=name))
+        else:
+            out.append(Utterance("user", "", len(text.split()) / WORDS_PER_SECOND, name=name))
+    return out
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", metavar="PATH", default=None,
+                   help="config to take conversation/secondary_model settings from "
+                        "(default: built-in defaults, tiny tokenizer, embedded SmolLM2)")
+    p.add_argument("--script", metavar="FILE", default=None,
+                   help="conversation script (default: the shipped 40-window script)")
+    p.add_argument("--offline", action="store_true",
+                   help="no LLM: the extractive path and the ledger only")
+    p.add_argument("--threads", type=int, default=1, help="llama.cpp threads (default 1)")
+    p.add_argument("--budget", type=int, default=None,
+                   help="override conversation.prompt_token_budget (tokens)")
+
+
+def _recalled(words: list[str], prompt: str) -> bool:
+    have = set(re.findall(r"[a-z0-9']+", prompt.lower()))
+    return all(w.strip(".,!?") in have for w in words)
+
+
+def score(windows: list[Window], prompts: list[str]) -> dict[str, Any]:
+    n = len(prompts)
+    out: dict[str, Any] = {}
+    for k in (5, 10, 20):
+        hits = [_recalled(words, prompts[w + k]) for w, win in enumerate(windows)
+                for kind, words in win.plants if kind == "fact" and w + k < n]
+        out[f"fact_recall_pct_{k}"] = round(100 * sum(hits) / len(hits), 1) if hits else None
+    hits = [_recalled(words, prompts[min(w + 20, n - 1)]) for w, win in enumerate(windows)
+            for kind, words in win.plants if kind == "commitment"]
+    out["commitment_recall_pct"] = round(100 * sum(hits) / len(hits), 1) if hits else None
+    return out
+
+
+async def play(cfg: Any, windows: list[Window], user_words: bool, client: Any,
+               count: Any, tmp: Path) -> dict[str, Any]:
+    from entropi.llm import Compactor
+    from entropi.llm.budget import wrap
+    from entropi.llm.ledger import store_for
+    from entropi.memory import MemoryService, WindowRecord
+    from entropi.memory.doctor import profile_junk_count
+
+    memory_cfg = cfg.memory.model_copy(update={
+        "enabled": True, "journal_dir": tmp / "journal", "profile_path": tmp / "profile.json",
+        "encryption_key_env": None})
+    memory = MemoryService(memory_cfg, cfg.conversation.persona_name)
+    await memory.start()
+    t0 = datetime(2026, 11, 26, 9, tzinfo=UTC)  # a Thursday; windows are 3 minutes apart
+    clock = {"now": t0}
+    compactor = Compactor(client, cfg, count, ledger_store=store_for(memory_cfg),
+                          clock=lambda: clock["now"])
+    persona = compactor.persona
+    prompts, fallbacks = [], 0
+    try:
+        for i, window in enumerate(windows):
+            clock["now"] = t0 + timedelta(minutes=3 * (i + 1))
+            talk = utterances(window, user_words)
+            memories = await memory.recall(compactor.recall_query(talk))
+            result = await compactor.compact(talk, memories)
+            fallbacks += result.fallback is not None
+            prompts.append(result.prompt)
+            memory.submit(WindowRecord(i + 1, clock["now"] - timedelta(minutes=3),
+                                       clock["now"], "\n".join(u.render() for u in talk),
+                                       result.prompt, result.memory))
+            await memory.flush()
+            # The next window lasts at least min_seconds: a late answer lands meanwhile
+            # (back to back, a slow model's requests would only queue up).
+            await compactor.drain(timeout_s=cfg.window.min_seconds)
+        await compactor.aclose()
+    finally:
+        await memory.stop()
+    budget = cfg.conversation.prompt_token_budget
+    rejected = sum(v for k, v in compactor.counts.items() if k.startswith("rejected:"))
+    return {
+        "windows": len(prompts),
+        "persona_kept_pct": round(100 * sum(p.startswith(persona) for p in prompts)
+                                  / len(prompts), 1),
+        "budget_kept_pct": round(100 * sum(count(wrap(p)) <= budget for p in prompts)
+                                 / len(prompts), 1),
+        **score(windows, prompts),
+        "fallback_rate": round(fallbacks / len(prompts), 3),
+        "rejected_outputs": rejected,
+        "profile_junk_entries": profile_junk_count(memory.profile,
+                                                   cfg.conversation.persona_name),
+        "journal_entries": memory.stats()["entries_written"],
+        "distinct_prompts": len(set(prompts)),
+    }
+
+
+def _load(args: argparse.Namespace) -> list[Window]:
+    if args.script:
+        path = Path(args.script)
+        try:
+            return parse_script(path.read_text(encoding="utf-8"), str(path))
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read the script ({exc.strerror})") from None
+    text = resources.files("entropi").joinpath("data/continuity.txt").read_text("utf-8")
+    return parse_script(text, "entropi/data/continuity.txt")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from entropi.bench.compaction import _config
+    from entropi.llm.tokens import resolve_tokenizer
+
+    windows = _load(args)
+    with tempfile.TemporaryDirectory(prefix="entropi-bench-") as tmp:
+        cfg = _config(args.config, Path(tmp))
+        if args.budget:
+            cfg = cfg.model_copy(update={"conversation": cfg.conversation.model_copy(
+                update={"prompt_token_budget": args.budget})})
+        count = resolve_tokenizer(cfg).count
+        return asyncio.run(_run(cfg, windows, args, count, Path(tmp)))
+
+
+async def _run(cfg: Any, windows: list[Window], args: argparse.Namespace, count: Any,
+               tmp: Path) -> dict[str, Any]:
+    from entropi.llm import ChatClient
+    from entropi.llm.embedded import EmbeddedServer
+
+    server = None
+    client = None
+    sm = cfg.secondary_model
+    model = "offline"
+    if not args.offline:
+        if sm.backend == "embedded":
+            server = EmbeddedServer(sm.embedded.model_copy(update={"threads": args.threads}))
+            await server.start()
+            sm = sm.model_copy(update={"backend": "openai", "base_url": server.base_url,
+                                       "context_tokens": sm.context_tokens
+                                       or sm.embedded.ctx_size})
+            cfg = cfg.model_copy(update={"secondary_model": sm})
+            model = server.gguf.name
+        else:
+            model = sm.model
+        client = ChatClient(sm, backend_name="embedded" if server else None)
+    modes = {}
+    try:
+        for mode in ("agent_words", "user_words"):
+            modes[mode] = await play(cfg, windows, mode == "user_words", client, count,
+                                     tmp / mode)
+    finally:
+        if client is not None:
+            await client.aclose()
+        if server is not None:
+            await server.stop()
+    # The goal mode's figures at the top level; both modes in full below.
+    return {"model": model, **modes["user_words"], "mode_agent_words": modes["agent_words"],
+            "mode_user_words": modes["user_words"]}
