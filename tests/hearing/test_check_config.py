@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import json
 
-from tests.foundation.test_cli import entropi
+import yaml
+
+from tests.foundation.test_cli import _with_real_files, entropi
 
 
 def test_check_config_shows_the_asr_model(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("asr:\n  model: small.en\n  device: cpu\n")
+    path.write_text(yaml.safe_dump(_with_real_files(
+        {"asr": {"model": "small.en", "device": "cpu"}}, tmp_path)))
     data = json.loads(entropi("check-config", "--config", str(path), "--json").stdout)
     assert data["asr"] == {"backend": "faster-whisper", "model": "small.en", "device": "cpu",
                            "compute_type": "int8", "memory_mb": 242}
     text = entropi("check-config", "--config", str(path)).stdout
     assert "faster-whisper small.en on cpu int8, about 242 MB" in text
-    path.write_text("asr:\n  backend: none\n")
+    path.write_text(yaml.safe_dump(_with_real_files({"asr": {"backend": "none"}}, tmp_path)))
     assert "markers" in entropi("check-config", "--config", str(path)).stdout
