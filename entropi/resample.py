@@ -33,6 +33,20 @@ def to_speech_rate(pcm: np.ndarray, rate: int = SAMPLE_RATE) -> np.ndarray:
     return resample(pcm, rate, SPEECH_RATE)
 
 
+class ChunkResampler:
+    """A long signal resampled chunk by chunk, sample-exact with :func:`resample` of the
+    whole (soxr's stream and one-shot paths share one filter); output sizes vary per chunk."""
+
+    def __init__(self, src: int, dst: int) -> None:
+        self._stream = _stream(src, dst) if src != dst else None
+
+    def push(self, pcm: np.ndarray, last: bool = False) -> np.ndarray:
+        pcm = np.ascontiguousarray(pcm, dtype=np.float32).reshape(-1)
+        if self._stream is None:
+            return pcm.copy()
+        return np.asarray(self._stream.resample_chunk(pcm, last=last), dtype=np.float32)
+
+
 class StreamResampler:
     """Block-by-block resampling for a device that cannot run at 24 kHz (see module doc)."""
 

@@ -12,7 +12,6 @@ what is on disk.
 
 from __future__ import annotations
 
-import math
 import os
 import struct
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ import numpy as np
 from entropi.constants import SAMPLE_RATE
 from entropi.errors import InputError
 from entropi.private_files import make_private_dirs, open_private
-from entropi.resample import resample
+from entropi.resample import ChunkResampler, resample
 
 # Real audio is 8 kHz (telephone) to 384 kHz (studio); anything else is a broken header.
 MIN_RATE, MAX_RATE = 4_000, 384_000
@@ -132,54 +131,39 @@ def _decode(raw: bytes, info: WavInfo) -> np.ndarray:
 class WavStream:
     """A WAV file as 24 kHz mono float32, read a chunk at a time (bounded memory).
 
-    Resampled output equals :func:`resample` of the whole file: each chunk is resampled with
-    a margin of real neighbouring samples on both sides and only its exact middle is kept.
+    Output equals :func:`resample` of the whole file: the chunks go through one stateful
+    soxr stream, which shares the one-shot path's filter.
     """
 
     def __init__(self, path: str | Path, sample_rate: int = SAMPLE_RATE) -> None:
         self.info = probe_wav(path)
         self.rate = sample_rate
-        src = self.info.rate
-        g = math.gcd(src, sample_rate)
-        self._up, self._down = sample_rate // g, src // g
-        self.total = round(self.info.frames * sample_rate / src)  # output samples
-        # Input per step: a whole number of resampling periods (``down`` input samples).
-        self._step = max(1, int(_CHUNK_SECONDS * src) // self._down) * self._down
-        # Kernel reach is under 16 taps × down/up input samples each side; twice that.
-        self._margin = (32 * self._down // self._up + 64) // self._down * self._down + self._down
+        self.total = round(self.info.frames * sample_rate / self.info.rate)  # output samples
+        self._step = max(1, int(_CHUNK_SECONDS * self.info.rate))  # input frames per read
+        self._resampler = ChunkResampler(self.info.rate, sample_rate)
         self._file = open(self.info.path, "rb")  # noqa: SIM115 - closed in close()
-        self._in_pos = 0  # next input sample frame to resample
+        self._in_pos = 0  # next input sample frame to read
         self._out: np.ndarray = np.zeros(0, np.float32)
         self.position = 0  # output samples handed out
 
-    def _input(self, start: int, stop: int) -> np.ndarray:
-        """Input frames [start, stop) as mono float, zeros outside the file (like resample)."""
-        lo, hi = max(start, 0), min(stop, self.info.frames)
-        out = np.zeros(stop - start, np.float32)
-        if hi > lo:
-            block = self.info.channels * self.info.bits // 8
-            self._file.seek(self.info.data_offset + lo * block)
-            pcm = _decode(self._file.read((hi - lo) * block), self.info)
-            out[lo - start:lo - start + pcm.size] = pcm
-        return out
-
     def _refill(self) -> None:
-        start, stop = self._in_pos, self._in_pos + self._step
-        if self._up == self._down:
-            chunk = self._input(start, min(stop, self.info.frames))
-        else:
-            m = self._margin
-            wide = resample(self._input(start - m, stop + m), self.info.rate, self.rate)
-            skip = m * self._up // self._down
-            chunk = wide[skip:skip + self._step * self._up // self._down]
+        start = self._in_pos
+        stop = min(start + self._step, self.info.frames)
+        block = self.info.channels * self.info.bits // 8
+        self._file.seek(self.info.data_offset + start * block)
+        pcm = _decode(self._file.read((stop - start) * block), self.info)
         self._in_pos = stop
+        chunk = self._resampler.push(pcm, last=stop >= self.info.frames)
         self._out = np.concatenate([self._out, chunk])
 
     def read(self, n: int) -> np.ndarray:
         """Up to ``n`` output samples (fewer only at the end of the file)."""
         n = min(n, self.total - self.position)
-        while self._out.size < n:
+        while self._out.size < n and self._in_pos < self.info.frames:
             self._refill()
+        if self._out.size < n:  # soxr gave a sample less than the rounded length: the end
+            self.total = self.position + self._out.size
+            n = self._out.size
         out, self._out = self._out[:n], self._out[n:]
         self.position += out.size
         return out

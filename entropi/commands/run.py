@@ -32,10 +32,6 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--max-windows: {args.max_windows} must be at least 1")
     if args.fast and args.input is None:
         raise UsageError("--fast needs --input WAV (a microphone cannot run faster)")
-    if args.summary_json is not None and args.summary_json.is_dir():
-        # Found now, not after the whole conversation.
-        raise UsageError(f"--summary-json: {args.summary_json} is a directory; give a file "
-                         f"path, e.g. {args.summary_json / 'summary.json'}")
     cfg = load_for_command(args)
     audio = {}
     if args.input is not None:

@@ -24,7 +24,7 @@ import numpy as np
 from entropi.audio.levels import rms_dbfs
 from entropi.config import WindowSection
 from entropi.constants import SAMPLE_RATE
-from entropi.resample import SPEECH_RATE, StreamResampler
+from entropi.resample import SPEECH_RATE, ChunkResampler
 
 LAG_FRAMES = 2
 CHUNK = 512  # silero's window at 16 kHz (32 ms)
@@ -100,7 +100,7 @@ class SileroFrames:
         self._context = np.zeros(CONTEXT, np.float32)
         self._sr = np.array(16000, dtype=np.int64)
         self.threshold = threshold
-        self._resample = StreamResampler(SAMPLE_RATE, SPEECH_RATE)
+        self._resample = ChunkResampler(SAMPLE_RATE, SPEECH_RATE)
         self._buf = np.zeros(0, np.float32)
         self._speaking = False
         self._p = 0.0

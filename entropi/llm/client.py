@@ -43,6 +43,8 @@ _CHARS_PER_TOKEN_CAP = 8
 # requested token (a streamed event wraps each token in ~300 bytes of JSON) plus a fixed
 # allowance; an error body only needs its first line or two. Beyond that we hang up.
 _BYTES_PER_TOKEN_CAP = 1024
+# A whole JSON answer carries each token once: even all-\uXXXX escapes stay far under this.
+_JSON_BYTES_PER_TOKEN_CAP = 64
 _BODY_BASE_BYTES = 64 * 1024
 _ERROR_BODY_BYTES = 8 * 1024
 # Statuses that no retry or later window can fix while the config stays the same.
@@ -207,7 +209,8 @@ class ChatClient:
                 if resp.status_code != 200:
                     raw, _ = await _read_capped(resp, _ERROR_BODY_BYTES)
                     self._raise_for_status(resp, raw)
-                limit = _BODY_BASE_BYTES + body["max_tokens"] * _BYTES_PER_TOKEN_CAP
+                per_token = _BYTES_PER_TOKEN_CAP if body["stream"] else _JSON_BYTES_PER_TOKEN_CAP
+                limit = _BODY_BASE_BYTES + body["max_tokens"] * per_token
                 if body["stream"]:
                     return await self._read_stream(resp, body["max_tokens"], limit)
                 raw, whole = await _read_capped(resp, limit)

@@ -105,7 +105,7 @@ def test_summary_json_directory_is_refused_up_front(daemon):
     proc = _entropi("run", "--config", str(config), "--summary-json", str(daemon.dir),
                     cwd=daemon.dir)
     assert proc.returncode == 2
-    assert "--summary-json" in proc.stderr and "is a directory" in proc.stderr
+    assert "--summary-json" in proc.stderr and "is a folder" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
 
 

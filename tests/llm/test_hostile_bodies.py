@@ -99,13 +99,13 @@ async def test_refusal_is_said_once_then_no_more_requests_until_the_config_chang
 async def test_answer_text_is_cleaned_in_a_thread_not_on_the_event_loop(
         make_cfg, fake, tokenizer, monkeypatch) -> None:
     seen: list[int] = []
-    real = compactor_module.make_speakable
+    real = compactor_module.parse_answer  # parsing + cleaning of the answer's text
 
-    def spy(text: str) -> str:
+    def spy(text: str, **kw):
         seen.append(threading.get_ident())
-        return real(text)
+        return real(text, **kw)
 
-    monkeypatch.setattr(compactor_module, "make_speakable", spy)
+    monkeypatch.setattr(compactor_module, "parse_answer", spy)
     fake.script = [Reply(events=sse_text(SUMMARY))]
     cfg = _cfg(make_cfg, fake)
     client = ChatClient(cfg.secondary_model)

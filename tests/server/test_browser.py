@@ -37,7 +37,7 @@ def http_status(url: str, headers: dict[str, str] | None = None) -> tuple[int, b
 
 def test_page_talks_and_shows_live_view(server: ServerRun, notify_socket):
     token = "tok-" + secrets.token_hex(12)
-    server.ws_config()
+    server.ws_config(**{"service.watchdog": True})  # the demo profile turns it off
     sock, messages = notify_socket
     port = server.serve(env={"ENTROPI_SERVER_TOKEN": token, "NOTIFY_SOCKET": sock,
                              "WATCHDOG_USEC": "1000000"})
