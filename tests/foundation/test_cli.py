@@ -91,7 +91,7 @@ def test_check_config_console_shows_budget_table(tmp_path):
     proc = entropi("check-config", "--config", str(path))
     assert proc.returncode == 0, proc.stderr
     assert "context budget" in proc.stdout
-    assert re.search(r"needed\s+687", proc.stdout)
+    assert re.search(r"needed\s+837", proc.stdout)  # 125 voice + 12 + 300 + 400 frames
     assert "<- selected" in proc.stdout
 
 
