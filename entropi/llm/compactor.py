@@ -132,6 +132,13 @@ class Compactor:
         t0 = time.monotonic()
         job = self._jobs.pop(task)
         answer, reason = await self._wait(task)
+        # Gates, ledger merge, prompt rendering and the ledger write scale with the answer
+        # and the ledger: in a thread, so the frame loop (playing the clip) never waits.
+        return await asyncio.to_thread(self._settle, job, answer, reason, transcript, t0)
+
+    def _settle(self, job: _Job, answer: dict[str, Any] | None, reason: str | None,
+                transcript: list[Utterance], t0: float) -> CompactionResult:
+        """Vet the answer, merge the ledger, render the prompt (blocking: run in a thread)."""
         words = window_words(transcript)
         vetted = self.vetter.vet(answer, words) if answer is not None else Vetted()
         if answer is not None and vetted.summary is None:
@@ -157,7 +164,7 @@ class Compactor:
         prompt = render_prompt(self.budget, self.ledger, summary, job.memories)
         if self.store is not None:
             try:
-                await asyncio.to_thread(self.store.save, self.ledger)
+                self.store.save(self.ledger)
             except OSError as exc:  # a full disk must not stop the conversation
                 log.warning("ledger_write_failed", path=str(self.store.path), error=str(exc))
         latency = ((job.done_at[0] if job.done_at else time.monotonic()) - job.started

@@ -106,6 +106,14 @@ async def test_answer_text_is_cleaned_in_a_thread_not_on_the_event_loop(
         return real(text, **kw)
 
     monkeypatch.setattr(compactor_module, "parse_answer", spy)
+    rendered: list[int] = []  # the gates, ledger merge and prompt rendering come after it
+    real_render = compactor_module.render_prompt
+
+    def render_spy(*args, **kw):
+        rendered.append(threading.get_ident())
+        return real_render(*args, **kw)
+
+    monkeypatch.setattr(compactor_module, "render_prompt", render_spy)
     fake.script = [Reply(events=sse_text(SUMMARY))]
     cfg = _cfg(make_cfg, fake)
     client = ChatClient(cfg.secondary_model)
@@ -119,3 +127,4 @@ async def test_answer_text_is_cleaned_in_a_thread_not_on_the_event_loop(
     assert_valid_prompt(result, cfg, tokenizer)
     assert result.fallback is None and SUMMARY in result.prompt
     assert seen and threading.main_thread().ident not in seen[:1]
+    assert rendered and threading.main_thread().ident not in rendered
