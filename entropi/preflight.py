@@ -57,8 +57,13 @@ def _check_model_files(cfg: Config) -> None:
 
 def _check_voice(cfg: Config) -> None:
     from entropi.constants import FRAME_RATE
+    from entropi.engine.presets import hub_preset, preset_dir
 
     path = cfg.voice.prompt_path
+    if hub_preset(cfg):  # PersonaPlex's preset: `run` fetches it with the checkpoint
+        path = preset_dir(cfg) / cfg.voice.prompt_file
+        if not path.is_file():
+            return
     _existing_file(path, "voice.prompt_file", "voice file")
     max_seconds = cfg.voice.max_prompt_seconds
     if path.suffix.lower() in _AUDIO_SUFFIXES:

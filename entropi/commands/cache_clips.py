@@ -39,10 +39,12 @@ def run(args: argparse.Namespace) -> int:
     from entropi.engine.checkpoints import resolve_checkpoint
     from entropi.engine.clip_lines import plan_lines
     from entropi.engine.engine import load_engine
+    from entropi.engine.presets import with_hub_preset
     from entropi.engine.render import cache_key, render_to_cache, terminal_progress
     from entropi.errors import InputError
     from entropi.tokenizer import TextTokenizer
 
+    cfg = with_hub_preset(cfg)  # a PersonaPlex preset name: fetched from the hub's voices.tgz
     if not cfg.voice.prompt_path.is_file():
         raise InputError(f"{cfg.voice.prompt_path}: voice file not found; check --voice or "
                          f"voice.prompt_dir/prompt_file")

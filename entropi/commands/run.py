@@ -45,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
     from entropi.preflight import preflight
 
     preflight(cfg, args.summary_json)  # same checks as check-config, before any model loads
+    from entropi.engine.presets import with_hub_preset
+
+    cfg = with_hub_preset(cfg)  # NATF0.pt & co. from the hub's voices.tgz, before the model
 
     if cfg.audio.input == "websocket":
         from entropi.server.protocol import server_token

@@ -63,7 +63,7 @@ def resolve_checkpoint(cfg: Config) -> Checkpoint:
             if local is not None and not Path(local).is_file():
                 raise ModelError(f"{local}: model.{key} file not found; fix the path in the "
                                  f"config or set it to null to download it from {m.hf_repo}")
-            files[arg] = local if local is not None else _download(cfg, hub_name)
+            files[arg] = local if local is not None else download(cfg, hub_name)
         # Our own architecture file: stops moshi asking the hub for a config.json.
         config_path = _write_json(m.cache_dir / "personaplex_lm_config.json",
                                   personaplex_lm_kwargs())
@@ -104,7 +104,7 @@ def _write_json(path: Path, data: dict) -> Path:
     return path
 
 
-def _download(cfg: Config, filename: str) -> Path:
+def download(cfg: Config, filename: str) -> Path:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import (
         EntryNotFoundError,

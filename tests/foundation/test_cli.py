@@ -80,11 +80,17 @@ def test_check_config_json_masks_secrets(tmp_path):
 
 def test_check_config_console_shows_budget_table(tmp_path):
     # The shipped config names PersonaPlex's NATF0.pt, which a fresh checkout lacks: `run`
-    # would fail on it after loading the model, so check-config says so first.
+    # fetches it from the hub's voices.tgz before the model loads, so check-config passes it;
+    # any other missing voice file is one line, exit 2.
     proc = entropi("check-config", "--config", "config.yaml")
+    assert proc.returncode == 0, proc.stderr
+    missing = tmp_path / "m.yaml"
+    missing.write_text(yaml.safe_dump({"voice": {"prompt_dir": str(tmp_path),
+                                                 "prompt_file": "mine.wav"}}))
+    proc = entropi("check-config", "--config", str(missing))
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.startswith("config error: voice.prompt_file: ") and \
-        "NATF0.pt: no such voice file" in proc.stderr
+        "mine.wav: no such voice file" in proc.stderr
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(_with_real_files(
         yaml.safe_load((ROOT / "config.yaml").read_text()), tmp_path)))
