@@ -89,3 +89,22 @@ def test_voice_over_the_budget_is_refused_and_nothing_changes(engine: Engine,
         engine.use_voice(voices / "long.voice.pt")
     assert (engine.voice_key, engine.voice_builds) == (key, builds)
     assert torch.equal(primed_frames(engine)[1], base[1])
+
+
+def test_a_callers_voice_plays_its_own_rendered_clips_or_the_bundled_ones(
+        engine: Engine, voices: Path, tmp_path: Path) -> None:
+    from entropi.engine.render import render_to_cache, thinking_clips
+    from tests.daemon.conftest import ROOT
+
+    v = engine.cfg.voice.model_copy(update={
+        "prompt_file": "other.wav", "render_clips": "auto", "thinking_lines": ["One moment."],
+        "rendered_clips_dir": tmp_path, "thinking_clips": ROOT / "voices" / "thinking",
+        "render": engine.cfg.voice.render.model_copy(update={"takes": 1})})
+    cfg = engine.cfg.model_copy(update={"voice": v})
+    bundled = len(list((ROOT / "voices" / "thinking").glob("*.wav")))
+    # While a caller waits nothing is rendered, even with render_clips: auto.
+    assert len(thinking_clips(engine, cfg, may_render=False)) == bundled
+    assert not (tmp_path / "other").exists()
+    engine.use_voice(voices / "other.wav")
+    render_to_cache(engine, cfg)  # what `entropi cache-clips --voice other.wav` does
+    assert len(thinking_clips(engine, cfg, may_render=False)) == 1  # that voice's own clip
