@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from entropi.config import Config, check_budget
+from entropi.config import Config, check_budget, context_budget
 from entropi.constants import FRAME_RATE, FRAME_SIZE
 from entropi.engine.model import Models, device_name, load_models, module_bytes, peak_bytes
 from entropi.engine.prefill import (
@@ -35,12 +37,24 @@ from entropi.logs import get_logger
 
 log = get_logger(__name__)
 
+# Voice snapshots kept for callers' ``voice_prompt`` (the configured voice's included and never
+# evicted); each holds the voice's KV prefix, so a few, not one per file in the folder.
+VOICE_CACHE = 3
+
 
 @dataclass(frozen=True)
 class FrameOut:
     pcm: np.ndarray  # (1920,) float32, 24 kHz
     token: int  # the text stream's token for this frame
     text: str | None  # its text piece; None for PAD/EPAD/BOS/EOS
+
+
+@dataclass(frozen=True)
+class VoiceSwitch:
+    name: str  # the voice file's name
+    frames: int
+    ms: float
+    cached: bool  # its snapshot was already built (no LM pass)
 
 
 @dataclass(frozen=True)
@@ -76,7 +90,15 @@ class Engine:
             self.lm_gen.streaming_forever(1)
             self.mimi.streaming_forever(1)
             self._voice_ms = self._prime_voice()
-            self.snapshot = Snapshot({"lm_gen": self.lm_gen, "lm": self.lm, "mimi": self.mimi})
+            self.snapshot = self._take_snapshot()
+        self._default_voice = str(cfg.voice.prompt_path)
+        self.voice_key = self._default_voice
+        self._voices: OrderedDict[str, tuple[VoicePrompt, Snapshot]] = OrderedDict(
+            {self.voice_key: (voice, self.snapshot)})
+        self.voice_builds = 0  # snapshots built for other voices (cache misses)
+
+    def _take_snapshot(self) -> Snapshot:
+        return Snapshot({"lm_gen": self.lm_gen, "lm": self.lm, "mimi": self.mimi})
 
     # ------------------------------------------------------------------ prefix
 
@@ -114,6 +136,79 @@ class Engine:
         feed_batched(self.lm, cols, start, end)
         sync_lmgen(self.lm_gen, cols, end)
         return (time.perf_counter() - started) * 1000
+
+    # ------------------------------------------------------------------ voices
+
+    @torch.inference_mode()
+    def use_voice(self, path: Path) -> VoiceSwitch:
+        """Make ``path`` the voice the next ``prime`` starts from (between calls only).
+
+        A voice seen recently swaps in its cached snapshot; a new one is loaded, checked
+        against the context budget (:class:`InputError` if it does not fit) and stepped once
+        like the configured voice at load. The configured voice is never evicted.
+        """
+        started, key = time.perf_counter(), str(path)
+        entry = self._voices.get(key)
+        cached = entry is not None
+        if entry is None:
+            voice = self._load_voice(Path(path))
+            self._check_voice(Path(path).name, voice)
+            entry = self._build_voice(voice)
+            self._voices[key] = entry
+            self.voice_builds += 1
+            self._evict()
+        self._voices.move_to_end(key)
+        self.voice, self.snapshot = entry
+        self.voice_key = key
+        self.snapshot.restore()
+        ms = (time.perf_counter() - started) * 1000
+        out = VoiceSwitch(Path(path).name, self.voice.frames, ms, cached)
+        log.info("voice_selected", voice=out.name, frames=out.frames, cached=out.cached,
+                 ms=round(ms, 1))
+        return out
+
+    def _load_voice(self, path: Path) -> VoicePrompt:
+        # A WAV is encoded by Mimi in its own streaming context: set the live (primed) Mimi
+        # state aside and put the very same objects back (CUDA graphs point into them).
+        live = self.mimi.get_streaming_state()
+        self.mimi._stop_streaming()
+        try:
+            # A WAV is cut at voice.max_prompt_seconds as at load; a cached one that is too
+            # long gets the short budget message below (no server path in it for a caller).
+            wav = path.suffix.lower() in (".wav", ".flac", ".ogg", ".mp3")
+            return load_voice_file(path, model_dim=self.lm.dim, mimi=self.mimi,
+                                   max_frames=voice_frame_limit(self.cfg) if wav else None)
+        finally:
+            self.mimi.set_streaming_state(live)
+
+    def _check_voice(self, name: str, voice: VoicePrompt) -> None:
+        budget = context_budget(self.cfg, voice.frames)
+        allowed = min(voice_frame_limit(self.cfg), budget.context_window - budget.needed
+                      + voice.frames)
+        if voice.frames > allowed:
+            raise InputError(f"voice {name!r} is {voice.frames} frames "
+                             f"({voice.frames / FRAME_RATE:.1f} s); this server's context "
+                             f"budget allows {allowed} frames")
+        check_budget(self.cfg, voice.frames)  # the same rule the daemon applies at load
+
+    def _build_voice(self, voice: VoicePrompt) -> tuple[VoicePrompt, Snapshot]:
+        old = self.voice
+        self.lm_gen.reset_streaming()
+        self.mimi.reset_streaming()
+        self.voice = voice
+        try:
+            self._prime_voice()
+            return voice, self._take_snapshot()
+        except BaseException:
+            self.voice = old
+            self.snapshot.restore()
+            raise
+
+    def _evict(self) -> None:
+        while len(self._voices) > VOICE_CACHE:
+            oldest = next(k for k in self._voices if k != self._default_voice)
+            del self._voices[oldest]
+            log.info("voice_evicted", voice=Path(oldest).name)
 
     def _finish(self, prefix: Prefix, cols: np.ndarray) -> None:
         """The last prefix step runs for real (its output column is the model's first free

@@ -237,12 +237,13 @@ def terminal_progress(stream: Any = None) -> Progress | None:
 # --------------------------------------------------------------------------- daemon
 
 
-def thinking_clips(engine: Engine, cfg: Config) -> ThinkingClips:
+def thinking_clips(engine: Engine, cfg: Config, may_render: bool = True) -> ThinkingClips:
     """The clips the daemon plays (before READY, on the engine's thread).
 
     The persona's rendered clips when current; missing or stale ones are rendered first with
     ``voice.render_clips: auto``; with ``cached`` the bundled clips play after one warning
     naming the command; ``never`` always plays ``voice.thinking_clips`` (recorded clips).
+    ``may_render=False`` (a caller's voice, chosen while they wait) never renders.
     """
     v = cfg.voice
     level = v.clip_level_dbfs
@@ -250,7 +251,7 @@ def thinking_clips(engine: Engine, cfg: Config) -> ThinkingClips:
         return _loaded(ThinkingClips.load(v, level), "bundled", v.thinking_clips, "render_never")
     folder = cache_folder(cfg)
     reason = stale_reason(folder, cache_key(cfg, engine.models.checkpoint))
-    if reason is not None and v.render_clips == "auto":
+    if reason is not None and v.render_clips == "auto" and may_render:
         log.info("thinking_clips_render", folder=str(folder), reason=reason)
         render_to_cache(engine, cfg, terminal_progress())
         reason = None

@@ -66,6 +66,10 @@ class EngineWorker:
     async def prime_reference(self, prompt: str) -> PrimeStats:
         return await self._run(self.engine.prime_reference, prompt)
 
+    async def use_voice(self, path: Any) -> Any:
+        """Switch the voice snapshot (``Engine.use_voice``) on the model thread, between calls."""
+        return await self._run(self.engine.use_voice, path)
+
     async def step(self, pcm: np.ndarray) -> FrameOut:
         return await self._run(self.engine.step, pcm)
 

@@ -128,7 +128,8 @@ class ChatServer:
             abort=transport.abort if transport is not None else None,
             backlog=transport.get_write_buffer_size if transport is not None else None)
         call.request = req  # type: ignore[attr-defined]
-        log.info("call_started", remote=remote, text_prompt=req.text_prompt is not None)
+        log.info("call_started", remote=remote, text_prompt=req.text_prompt is not None,
+                 voice=req.voice.name if req.voice else self.cfg.voice.prompt_file)
         await call.start()
         self._calls.put_nowait(call)
         await call.receive()

@@ -4,6 +4,12 @@ Each call gets a fresh conversation (its own compactor, memory session and contr
 the one loaded engine and LLM. The handshake goes out only once the persona is primed. While
 nobody is connected, or while a connected caller sends nothing, a timer keeps systemd's
 watchdog fed; a controller stuck with audio waiting for it still starves the watchdog.
+
+A caller's ``voice_prompt`` switches the engine's voice snapshot before priming (the engine
+keeps a few recent ones, so a returning voice costs nothing); a call without it gets the
+configured voice back. The thinking clips follow the voice: that voice's rendered clips when
+``entropi cache-clips --voice NAME`` made current ones, else the bundled recorded clips (never
+rendered while a caller waits: that takes as long as speaking every line).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
 
+from entropi.errors import ConfigError, InputError
 from entropi.logs import get_logger
 from entropi.server.app import ChatServer
 from entropi.server.feed import LiveFeed
@@ -39,19 +46,33 @@ async def serve_callers(daemon: Daemon, worker: Any, client: Any, clips: Any,
 
     pinger = asyncio.create_task(_watchdog(daemon, idle), name="watchdog-pinger")
     conversations = 0
+    voice_clips: dict[str, tuple[Any, float]] = {cfg.voice.prompt_file: (clips, deadline)}
     try:
         while not daemon.stop_requested.is_set():
             daemon.set_state("waiting", port=server.port, conversations=conversations)
             call = await _next_call(server, daemon.stop_requested)
             if call is None:
                 break
+            call_cfg = call.request.config(cfg)
+            try:
+                call_clips, call_deadline = await _use_voice(worker, call_cfg, voice_clips)
+            except (InputError, ConfigError) as exc:
+                server.refused += 1
+                log.warning("call_refused", remote=call.remote, reason=str(exc))
+                # Name the voice as the caller did, not by its path on this machine.
+                call.refuse("voice_prompt: " + str(exc).replace(str(call_cfg.voice.prompt_path),
+                                                                repr(call_cfg.voice.prompt_file)))
+                await call.close()
+                call = None
+                server.release()
+                continue
             conversations += 1
             daemon.set_state("priming", conversation=conversations, remote=call.remote,
                              window=0)
             daemon.on_live = call.go_live
             try:
-                await daemon._conversation(call.request.config(cfg), worker, client, clips,
-                                           deadline, call)
+                await daemon._conversation(call_cfg, worker, client, call_clips,
+                                           call_deadline, call)
             finally:
                 daemon.on_live = None
                 daemon.calls.append({"added_ms": list(call.added_ms),
@@ -70,6 +91,20 @@ async def serve_callers(daemon: Daemon, worker: Any, client: Any, clips: Any,
     finally:
         pinger.cancel()
         await server.stop()
+
+
+async def _use_voice(worker: Any, cfg: Any,
+                     voice_clips: dict[str, tuple[Any, float]]) -> tuple[Any, float]:
+    """Prime the call's voice (on the engine's thread) and pick its thinking clips."""
+    from entropi.engine.render import thinking_clips
+
+    await worker.use_voice(cfg.voice.prompt_path)
+    name = cfg.voice.prompt_file
+    if name not in voice_clips:
+        clips = await worker.call(thinking_clips, worker.engine, cfg, False)
+        voice_clips[name] = (clips, cfg.secondary_model.deadline_seconds
+                             or clips.longest_seconds + 1.0)
+    return voice_clips[name]
 
 
 async def _next_call(server: ChatServer, stop: asyncio.Event) -> WebSocketTransport | None:

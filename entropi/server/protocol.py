@@ -51,20 +51,24 @@ class CallRequest:
 
     text_prompt: str | None = None
     ignored: tuple[str, ...] = ()
+    voice: Path | None = None  # a file found by listing the voices folder; None: the configured
 
     def config(self, cfg: Config) -> Config:
-        """The config for this conversation: the caller's persona text as the first prompt."""
-        if self.text_prompt is None:
-            return cfg
-        conv = cfg.conversation.model_copy(update={"initial_prompt": self.text_prompt})
-        return cfg.model_copy(update={"conversation": conv})
+        """The config for this conversation: the caller's persona text as the first prompt,
+        the caller's voice as ``voice.prompt_file`` (the thinking clips are looked up by it)."""
+        update: dict = {}
+        if self.text_prompt is not None:
+            update["conversation"] = cfg.conversation.model_copy(
+                update={"initial_prompt": self.text_prompt})
+        if self.voice is not None:
+            update["voice"] = cfg.voice.model_copy(update={"prompt_file": self.voice.name})
+        return cfg.model_copy(update=update) if update else cfg
 
 
 def check_request(query: Mapping[str, str], cfg: Config) -> CallRequest:
     """Validate PersonaPlex's query params; raise :class:`Refused` with the reason."""
-    voice = query.get("voice_prompt")
-    if voice:
-        check_voice_name(voice, cfg.voice.prompt_dir, cfg.voice.prompt_file)
+    name = query.get("voice_prompt")
+    voice = find_voice(name, cfg.voice.prompt_dir) if name else None
     ignored = [k for k in query if k in SAMPLING_PARAMS]
     text = query.get("text_prompt")
     if text is not None and not cfg.server.allow_text_prompt:
@@ -75,19 +79,25 @@ def check_request(query: Mapping[str, str], cfg: Config) -> CallRequest:
         if not text or len(text) > cfg.server.max_text_prompt_chars:
             raise Refused(f"text_prompt must be 1 to {cfg.server.max_text_prompt_chars} "
                           "characters")
-    return CallRequest(text_prompt=text, ignored=tuple(ignored))
+    return CallRequest(text_prompt=text, ignored=tuple(ignored), voice=voice)
 
 
-def check_voice_name(name: str, voices: Path, configured: str) -> None:
-    """Only the bare name of a file in the voices folder; never a path (traversal)."""
+VOICE_SUFFIXES = (".pt", ".wav", ".flac", ".ogg", ".mp3")  # presets, .voice.pt caches, audio
+
+
+def find_voice(name: str, voices: Path) -> Path:
+    """The voice file called exactly ``name`` in the voices folder, found by listing it: the
+    caller's text is compared with file names, never joined to a path (no traversal)."""
     if (len(name) > 128 or "/" in name or "\\" in name or name.startswith(".")
             or "\x00" in name or Path(name).is_absolute()):
         raise Refused("voice_prompt must be the name of a voice in the voices folder")
-    if not (voices / name).is_file():
+    try:
+        found = [p for p in voices.iterdir() if p.name == name]
+    except OSError:
+        found = []
+    if not found or not found[0].is_file() or not name.lower().endswith(VOICE_SUFFIXES):
         raise Refused(f"voice_prompt: no voice named {name!r}")
-    if name != configured:
-        # Switching voices re-encodes and re-primes the voice prefix; not done per call yet.
-        raise Refused(f"voice_prompt: only the configured voice {configured!r} is served")
+    return found[0]
 
 
 # --------------------------------------------------------------------------- access

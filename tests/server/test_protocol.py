@@ -20,10 +20,20 @@ def _cfg(**server):
 
 @pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "..", ".hidden",
                                   "sub/demo_voice.wav", "a\\b.wav", "missing.wav",
-                                  "demo_input.wav"])
-def test_voice_prompt_must_be_the_configured_voice_file(name):
+                                  "voices/demo_voice.wav", "../voices/demo_voice.wav",
+                                  "demo_voice.wav\x00", "README.md", "thinking",
+                                  "DEMO_VOICE.WAV"])
+def test_voice_prompt_must_name_a_voice_file_in_the_folder(name):
     with pytest.raises(Refused):
         check_request({"voice_prompt": name}, _cfg())
+
+
+def test_voice_prompt_picks_any_voice_in_the_folder_by_listing_it():
+    cfg = _cfg()
+    req = check_request({"voice_prompt": "demo_input.wav"}, cfg)
+    assert req.voice == ROOT / "voices" / "demo_input.wav"
+    assert req.config(cfg).voice.prompt_file == "demo_input.wav"
+    assert check_request({}, cfg).voice is None and check_request({}, cfg).config(cfg) is cfg
 
 
 def test_text_prompt_only_when_allowed_and_sampling_params_ignored():
