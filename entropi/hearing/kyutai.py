@@ -242,5 +242,17 @@ def open_kyutai(asr: AsrSection, model: ModelSection) -> KyutaiTranscriber:
     return KyutaiTranscriber(stream, asr.wait_seconds + stream.delay / FRAME_RATE + 1.0)
 
 
+def summary(asr: AsrSection) -> dict[str, object]:
+    """check-config's row: what would load, where, and its memory (shares the engine's Mimi)."""
+    import torch
+
+    device = asr.device if asr.device != "auto" else (
+        "cuda" if torch.cuda.is_available() else "cpu")
+    model = "tiny random STT" if asr.kyutai_source == "tiny" else asr.kyutai_repo
+    return {"backend": "kyutai", "model": model, "device": device,
+            "compute_type": "bfloat16" if device == "cuda" else "float32",
+            "memory_mb": 20 if asr.kyutai_source == "tiny" else memory_estimate_mb(asr)}
+
+
 def memory_estimate_mb(asr: AsrSection) -> int:
     return STT_1B_MB if "1b" in asr.kyutai_repo else 2 * STT_1B_MB + 800
