@@ -27,10 +27,11 @@ from entropi.logs import get_logger
 
 log = get_logger(__name__)
 
-TINY_STT_VERSION = 1
+TINY_STT_VERSION = 3
 STT_CODEBOOKS = 32
 PERSONAPLEX_CODEBOOKS = 8
 TINY_STT_DELAY = 6  # frames, as stt-1b-en_fr (0.5 s)
+EOT_HEAD = 2  # which extra head is the end-of-turn probability
 STT_1B_MB = 2500  # cited VRAM of stt-1b-en_fr (bf16 weights + Mimi + caches)
 
 TINY_STT_LM_KWARGS: dict = {
@@ -40,7 +41,7 @@ TINY_STT_LM_KWARGS: dict = {
     "gating": "silu", "norm": "rms_norm_f32", "positional_embedding": "rope",
     # The text stream lags the audio by the model's delay (structural here, learned in 1b).
     "delays": [TINY_STT_DELAY] + [0] * STT_CODEBOOKS,
-    "extra_heads_num_heads": 1, "extra_heads_dim": 6,  # the semantic end-of-turn head
+    "extra_heads_num_heads": 4, "extra_heads_dim": 6,  # as stt-1b; head 2 is end of turn
 }
 
 
@@ -69,10 +70,19 @@ def ensure_tiny_stt(cache_dir: Path, seed: int) -> TinySttPaths:
     from moshi.models.loaders import get_mimi, get_moshi_lm
     from safetensors.torch import load_file, save_file
 
+    from entropi.tokenizer import TEXT_SPECIAL_IDS, TextTokenizer
+
     log.info("tiny_stt_create", path=str(root), seed=seed)
     root.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed + 1)
     lm = get_moshi_lm(None, lm_kwargs=TINY_STT_LM_KWARGS, device="cpu", dtype=torch.float32)
+    # A greedy random model may pick PAD or lone UTF-8 bytes for whole turns (no words at
+    # all); a zero logit for those ids makes a plain piece win every frame after the delay.
+    sp = TextTokenizer(tiny.tokenizer).sp
+    mute = [i for i in range(TINY_STT_LM_KWARGS["text_card"])
+            if i in TEXT_SPECIAL_IDS or i >= sp.get_piece_size() or sp.is_byte(i)]
+    with torch.no_grad():
+        lm.text_linear.weight[mute] = 0.0
     save_file({k: v.detach().contiguous() for k, v in lm.state_dict().items()},
               str(paths.lm_weights))
     mimi_cfg = json.loads(json.dumps(TINY_MIMI_CONFIG))
@@ -139,7 +149,9 @@ class SttTimeline:
             cut = min(until, self.frames)
             text = "".join(p for f, p in self._pieces if self._cut <= f < cut)
             self._pieces = [(f, p) for f, p in self._pieces if f >= cut]
+            waited = self.frames - (until - delay)
             self._cut = cut
+        log.info("stt_turn", frames=cut, waited_frames=waited, chars=len(text.strip()))
         return text.strip()
 
 
@@ -153,7 +165,7 @@ class KyutaiStream:
         self.lm_gen = LMGen(lm, use_sampling=False)
         self.lm_gen.streaming_forever(1)
         self.timeline = SttTimeline()
-        self.has_head = len(getattr(lm, "extra_heads", [])) > 0
+        self.has_head = len(getattr(lm, "extra_heads", [])) > EOT_HEAD
         self.last_token: int | None = None
 
     def step(self, codes: Any) -> int | None:
@@ -168,8 +180,8 @@ class KyutaiStream:
             self.last_token = None
             return None
         token = self.last_token = int(out[0, 0, 0])
-        # Kyutai's head: softmax over 6 classes; index 2 is "end of turn" in their demos.
-        eot = float(heads[0][0, 0, 2]) if heads else 0.0
+        # Kyutai's semantic VAD (their stt_from_file_with_vad): head 2, class 0 = end of turn.
+        eot = float(heads[EOT_HEAD][0, 0, 0]) if heads else 0.0
         self.timeline.add(self.tokenizer.piece(token), eot)
         return token
 
@@ -239,7 +251,9 @@ def open_kyutai(asr: AsrSection, model: ModelSection) -> KyutaiTranscriber:
                          "asr.backend: faster-whisper or none)") from None
     log.info("asr ready", backend="kyutai", model=stream.name, device=device,
              delay_frames=stream.delay)
-    return KyutaiTranscriber(stream, asr.wait_seconds + stream.delay / FRAME_RATE + 1.0)
+    # The engine pauses during a window's handover: wait for the delay's frames only as long
+    # as a live stream takes to make them; what is not out by then joins the next turn.
+    return KyutaiTranscriber(stream, stream.delay / FRAME_RATE + 0.3)
 
 
 def summary(asr: AsrSection) -> dict[str, object]:

@@ -82,6 +82,7 @@ def test_personaplex_unchanged_and_text_after_delay(engines):
         stt_tokens.append(transcriber.stream.last_token)
     assert tokens_plain == tokens_shared and pcm_diff == 0.0
     assert timeline.frames - start == 24
+    assert transcriber.stream.has_head and 0.0 < timeline.end_of_turn < 1.0  # semantic VAD
     # The STT model's text lags the audio by its delay: nothing before frame 6.
     assert stt_tokens[:TINY_STT_DELAY] == [None] * TINY_STT_DELAY
     assert all(t is not None for t in stt_tokens[TINY_STT_DELAY:])
