@@ -56,7 +56,12 @@ class TinySttPaths:
 
 def ensure_tiny_stt(cache_dir: Path, seed: int) -> TinySttPaths:
     """Create (once) a tiny random STT LM and a 32-codebook copy of the tiny Mimi."""
-    from entropi.engine.tiny import TINY_MIMI_CONFIG, TINY_VERSION, ensure_tiny_checkpoint
+    from entropi.engine.tiny import (
+        TINY_MIMI_CONFIG,
+        TINY_VERSION,
+        ensure_tiny_checkpoint,
+        randomize_codebooks,
+    )
 
     tiny = ensure_tiny_checkpoint(cache_dir, seed)
     root = Path(cache_dir).expanduser() / f"tiny-stt-v{TINY_STT_VERSION}.{TINY_VERSION}-seed{seed}"
@@ -88,10 +93,7 @@ def ensure_tiny_stt(cache_dir: Path, seed: int) -> TinySttPaths:
     mimi_cfg = json.loads(json.dumps(TINY_MIMI_CONFIG))
     mimi_cfg["quantizer"]["n_q"] = STT_CODEBOOKS
     mimi = get_mimi(None, mimi_cfg, device="cpu", num_codebooks=STT_CODEBOOKS)
-    for module in mimi.modules():  # random centroids for the new codebooks (see tiny.py)
-        if hasattr(module, "embedding_sum") and hasattr(module, "_initialized"):
-            module.embedding_sum.normal_()
-            module._initialized.fill_(1.0)
+    randomize_codebooks(mimi)  # the 24 new codebooks; the first 8 are overwritten next
     # Everything the 8-codebook tiny Mimi has is copied over: same encoder, decoder and
     # first 8 codebooks, so PersonaPlex sees exactly today's codes.
     missing, _ = mimi.load_state_dict(load_file(str(tiny.mimi_weights)), strict=False)
