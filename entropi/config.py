@@ -381,7 +381,10 @@ class DiscordSection(Section):
 class AsrSection(Section):
     """Speech recognition of the user's turns (the model's own text stream is the agent's)."""
 
-    backend: Literal["faster-whisper", "none"] = "faster-whisper"
+    backend: Literal["faster-whisper", "kyutai", "none"] = "faster-whisper"
+    # kyutai: Kyutai STT streamed from the engine's own Mimi encode (GPU; see hearing/kyutai.py)
+    kyutai_repo: str = "kyutai/stt-1b-en_fr"
+    kyutai_source: Literal["hub", "tiny"] = "hub"  # tiny: random test model (model.source tiny)
     model: str = "base.en"  # a faster-whisper size/hub repo, or a local CTranslate2 directory
     language: str | None = "en"  # None: detect per turn
     device: Literal["auto", "cpu", "cuda"] = "auto"

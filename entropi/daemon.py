@@ -253,13 +253,15 @@ class Daemon:
             require_token(cfg)
         self.notifier.status("loading model")
         # The recogniser first: a bad asr.model is one clear line before the big model loads.
-        transcriber = await asyncio.to_thread(open_transcriber, cfg.asr)
+        transcriber = await asyncio.to_thread(open_transcriber, cfg.asr, cfg.model)
         self._asr = (TurnTranscriber(transcriber, cfg.asr.turn_timeout_seconds)
                      if transcriber is not None else None)
         worker = engine_worker(cfg)
         self._loading = True
         try:
             await worker.start()
+            if (stream := getattr(transcriber, "stream", None)) is not None:  # kyutai
+                await worker.call(worker.engine.attach_stt, stream)
         finally:
             self._loading = False
         try:

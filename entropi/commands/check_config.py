@@ -90,6 +90,10 @@ def asr_summary(cfg: AsrSection) -> dict[str, object]:
 
     if cfg.backend == "none":
         return {"backend": "none"}
+    if cfg.backend == "kyutai":
+        from entropi.hearing.kyutai import summary
+
+        return summary(cfg)
     device, compute = resolve_device(cfg)
     return {"backend": cfg.backend, "model": cfg.model, "device": device,
             "compute_type": compute, "memory_mb": memory_estimate_mb(cfg)}

@@ -86,6 +86,7 @@ class Engine:
         self._pcm_in = torch.zeros(1, 1, FRAME_SIZE, device=self.device)
         self._host = torch.zeros(FRAME_SIZE + 1, pin_memory=self.device.type == "cuda")
         self._n_audio = self.lm.dep_q
+        self.stt: Any = None  # a KyutaiStream (asr.backend: kyutai), stepped after each frame
         with torch.inference_mode():
             self.lm_gen.streaming_forever(1)
             self.mimi.streaming_forever(1)
@@ -282,7 +283,12 @@ class Engine:
         if pcm.shape != (FRAME_SIZE,):
             raise InputError(f"engine.step: expected {FRAME_SIZE} samples, got {pcm.shape}")
         self._pcm_in.view(-1).copy_(torch.from_numpy(np.ascontiguousarray(pcm, np.float32)))
-        out = self.step_codes(self._encode(self._pcm_in))
+        if self.stt is None:
+            out = self.step_codes(self._encode(self._pcm_in))
+        else:  # one 32-codebook encode: PersonaPlex gets its first 8, the STT model all 32
+            codes = self._encode_stt(self._pcm_in)
+            out = self.step_codes(codes[:, :8])
+            self.stt.step(codes)
         audio = self._decode(out[:, 1:1 + self._n_audio])
         # Token rides along with the PCM (exact in float32) so one copy brings both back.
         packed = torch.cat([audio.view(-1).float(), out[0, 0].float()])
@@ -290,6 +296,17 @@ class Engine:
         token = int(self._host[FRAME_SIZE])
         return FrameOut(self._host[:FRAME_SIZE].numpy().copy(), token,
                         self.tokenizer.piece(token))
+
+    def attach_stt(self, stream: Any) -> None:
+        """Step ``stream`` (Kyutai STT) on every frame's 32-codebook encode from now on."""
+        from moshi.utils.compile import CUDAGraphed
+
+        from entropi.hearing.kyutai import STT_CODEBOOKS, encode_codebooks
+
+        graphs = self.device.type == "cuda" and self.cfg.runtime.cuda_graphs
+        self._encode_stt = CUDAGraphed(
+            lambda x: encode_codebooks(self.mimi, x, STT_CODEBOOKS), disable=not graphs)
+        self.stt = stream
 
     # ------------------------------------------------------------------ warm-up, memory
 

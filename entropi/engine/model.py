@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import resource
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -141,6 +141,11 @@ def load_models(cfg: Config) -> Models:
     lm = load_lm_state(ckpt.moshi_weights, lm_kwargs, dtype, device)
     quant = resolve_and_log(cfg, lm, device)
     quantize_lm(lm, quant, device)
+    if cfg.asr.backend == "kyutai":  # Kyutai STT eats 32 codebooks of this same Mimi
+        from entropi.hearing.kyutai import stt_mimi
+
+        if (swap := stt_mimi(cfg)) is not None:
+            ckpt = replace(ckpt, mimi_weights=swap[0], mimi_config=swap[1])
     mimi = load_mimi(ckpt, device)
     tokenizer = TextTokenizer(ckpt.tokenizer)
     if tokenizer.vocab_size > lm.text_card:

@@ -98,6 +98,15 @@ def make_pad_sticky(lm, embed: float = PAD_STICKY_EMBED, text_embed: float = TEX
         lm.text_linear.weight[pad, 0] = logit
 
 
+def randomize_codebooks(mimi) -> None:
+    """A fresh codebook is all zeros ("not initialised"), so every frame would encode to code
+    0; random centroids make voice codes vary, so tests can tell frames apart."""
+    for module in mimi.modules():
+        if hasattr(module, "embedding_sum") and hasattr(module, "_initialized"):
+            module.embedding_sum.normal_()
+            module._initialized.fill_(1.0)
+
+
 def ensure_tiny_checkpoint(cache_dir: Path, seed: int) -> TinyPaths:
     """Create (once) the tiny checkpoint for ``seed`` under ``cache_dir``; then return its paths."""
     root = Path(cache_dir).expanduser() / f"tiny-v{TINY_VERSION}-seed{seed}"
@@ -123,12 +132,7 @@ def ensure_tiny_checkpoint(cache_dir: Path, seed: int) -> TinyPaths:
              for k, v in stack_attention_projections(lm.state_dict()).items()}
     save_file(state, str(paths.moshi_weights))
     mimi = get_mimi(None, TINY_MIMI_CONFIG, device="cpu", num_codebooks=8)
-    # A fresh codebook is all zeros ("not initialised"), so every frame would encode to code
-    # 0; random centroids make voice codes vary, so tests can tell frames apart.
-    for module in mimi.modules():
-        if hasattr(module, "embedding_sum") and hasattr(module, "_initialized"):
-            module.embedding_sum.normal_()
-            module._initialized.fill_(1.0)
+    randomize_codebooks(mimi)
     save_file({k: v.detach().contiguous() for k, v in mimi.state_dict().items()},
               str(paths.mimi_weights))
     train_tiny_tokenizer(paths.tokenizer, vocab_size=TINY_LM_KWARGS["text_card"])

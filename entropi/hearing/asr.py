@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from entropi.config import AsrSection
+from entropi.config import AsrSection, ModelSection
 from entropi.errors import ModelError
 from entropi.logs import get_logger
 
@@ -52,6 +52,10 @@ def memory_estimate_mb(cfg: AsrSection) -> int | None:
     """Rough weight memory of the configured model (None: unknown or a local directory)."""
     if cfg.backend == "none":
         return 0
+    if cfg.backend == "kyutai":
+        from entropi.hearing.kyutai import memory_estimate_mb as kyutai_mb
+
+        return kyutai_mb(cfg)
     path = Path(cfg.model).expanduser()
     if (path / "model.bin").is_file():
         return round((path / "model.bin").stat().st_size / 2**20)
@@ -135,8 +139,13 @@ def model_dir(cfg: AsrSection) -> str:
                          "local CTranslate2 directory, or asr.backend: none") from None
 
 
-def open_transcriber(cfg: AsrSection) -> UserTranscriber | None:
+def open_transcriber(cfg: AsrSection, model: ModelSection | None = None
+                     ) -> UserTranscriber | None:
     """The configured recogniser, loaded (blocking; a bad model is a ModelError line)."""
     if cfg.backend == "none":
         return None
+    if cfg.backend == "kyutai":
+        from entropi.hearing.kyutai import open_kyutai
+
+        return open_kyutai(cfg, model or ModelSection())
     return FasterWhisperTranscriber(cfg)

@@ -48,3 +48,27 @@ def test_bad_asr_model_is_one_line(daemon, tmp_path):
     code, out = daemon.run()
     assert code == 3
     assert "model error: asr.model" in out and "Traceback" not in out, out
+
+
+def test_kyutai_stt_words_reach_the_transcript(daemon, fake_llm):
+    """asr.backend: kyutai on the tiny random STT: the engine's 32-codebook encode feeds it,
+    and the user's turns carry its (random) words instead of markers."""
+    daemon.config(**{"window.vad": "energy", "secondary_model.backend": "openai",
+                     "secondary_model.base_url": fake_llm.url, "secondary_model.stream": False,
+                     "asr.backend": "kyutai", "asr.kyutai_source": "tiny",
+                     "asr.device": "cpu", "asr.wait_seconds": 2.0})
+    code, out = daemon.run("--max-windows", "2")
+    assert code == 0, out
+    assert '"backend": "kyutai"' in out and '"delay_frames": 6' in out
+    assert daemon.summary()["asr_turns"] >= 1
+    transcript = Path(daemon.summary()["transcript_file"]).read_text()
+    users = [line for line in transcript.splitlines() if line.lower().startswith("user:")]
+    assert users and any(len(line) > len("user: ") for line in users), transcript
+
+
+def test_bad_kyutai_model_is_one_line(daemon):
+    daemon.config(**{"asr.backend": "kyutai", "asr.kyutai_repo": "nobody/missing-stt"})
+    code, out = daemon.run()
+    assert code == 3
+    assert "model error: asr.kyutai_repo 'nobody/missing-stt'" in out, out
+    assert "Traceback" not in out, out

@@ -20,3 +20,14 @@ def test_check_config_shows_the_asr_model(tmp_path):
     assert "faster-whisper small.en on cpu int8, about 242 MB" in text
     path.write_text(yaml.safe_dump(_with_real_files({"asr": {"backend": "none"}}, tmp_path)))
     assert "markers" in entropi("check-config", "--config", str(path)).stdout
+
+
+def test_check_config_shows_kyutai_with_its_memory(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(_with_real_files(
+        {"asr": {"backend": "kyutai", "device": "cuda"}}, tmp_path)))
+    data = json.loads(entropi("check-config", "--config", str(path), "--json").stdout)
+    assert data["asr"] == {"backend": "kyutai", "model": "kyutai/stt-1b-en_fr",
+                           "device": "cuda", "compute_type": "bfloat16", "memory_mb": 2500}
+    text = entropi("check-config", "--config", str(path)).stdout
+    assert "kyutai kyutai/stt-1b-en_fr on cuda bfloat16, about 2500 MB (GPU memory)" in text
