@@ -5,12 +5,12 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 need=()
-while read -r pkg probe; do
+while read -r pkg probe arg1 arg2; do
   case "$pkg" in ''|'#'*) continue ;; esac
-  case "$probe" in
-    cmd:*) command -v "${probe#cmd:}" >/dev/null && continue ;;
-    lib:*) ldconfig -p | grep -q "${probe#lib:}" && continue ;;
-    *) echo "system-packages.txt: bad probe '$probe' for $pkg" >&2; exit 2 ;;
+  case "$probe $arg1" in
+    "command -v") command -v "$arg2" >/dev/null && continue ;;
+    ldconfig\ *) ldconfig -p | grep -q "$arg1" && continue ;;
+    *) echo "system-packages.txt: bad probe '$probe $arg1 $arg2' for $pkg" >&2; exit 2 ;;
   esac
   [[ " ${need[*]-} " == *" $pkg "* ]] || need+=("$pkg")
 done < "$root/scripts/system-packages.txt"
