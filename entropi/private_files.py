@@ -41,6 +41,12 @@ def open_private(path: Path, flags: int) -> int:
     return fd
 
 
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:  # a short write (disk nearly full, signal) must not lose the rest
+        view = view[os.write(fd, view):]
+
+
 def write_private(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` through a 0600 temp file and a rename (readers never
     see half a file)."""
@@ -48,9 +54,7 @@ def write_private(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        write_all(fd, data)
     finally:
         os.close(fd)
     os.replace(tmp, path)

@@ -12,10 +12,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from entropi.private_files import make_private_dirs
-
-DIR_MODE = 0o700
-FILE_MODE = 0o600
+from entropi.private_files import DIR_MODE, FILE_MODE, make_private_dirs, open_private, write_all
 
 
 def ensure_private_dir(path: Path) -> None:
@@ -47,12 +44,6 @@ def locked(lock_path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:  # a short write (disk nearly full, signal) must not lose the rest
-        view = view[os.write(fd, view):]
-
-
 def append_durable(path: Path, data: bytes) -> bool:
     """Append ``data`` with one ``write`` and fsync; returns True when the file was new.
 
@@ -68,10 +59,9 @@ def append_durable(path: Path, data: bytes) -> bool:
 
 def _write_synced(path: Path, flags: int, data: bytes) -> None:
     """Open with ``flags``, force mode 0600 (umask or an old file may differ), write, fsync."""
-    fd = os.open(path, flags, FILE_MODE)
+    fd = open_private(path, flags)
     try:
-        os.fchmod(fd, FILE_MODE)
-        _write_all(fd, data)
+        write_all(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
