@@ -46,6 +46,11 @@ class ChunkResampler:
             return pcm.copy()
         return np.asarray(self._stream.resample_chunk(pcm, last=last), dtype=np.float32)
 
+    def clear(self) -> None:
+        """Start afresh (after ``push(..., last=True)``): the next push is a new signal."""
+        if self._stream is not None:
+            self._stream.clear()
+
 
 class StreamResampler:
     """Block-by-block resampling for a device that cannot run at 24 kHz (see module doc)."""

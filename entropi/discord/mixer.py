@@ -22,9 +22,9 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 import numpy as np
-import soxr
 
 from entropi.constants import FRAME_SIZE, SAMPLE_RATE
+from entropi.resample import ChunkResampler
 
 DISCORD_RATE = 48_000
 PACKET_BYTES = 3_840  # 20 ms of 48 kHz stereo s16
@@ -51,7 +51,7 @@ class Ring:
 @dataclass
 class _Speaker:
     name: str
-    rs: soxr.ResampleStream
+    rs: ChunkResampler
     buf: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
     # (cumulative 24 kHz samples pushed after this packet, arrival time): for latency.
     arrivals: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=256))
@@ -61,8 +61,8 @@ class _Speaker:
     leaving: bool = False
 
 
-def _new_resampler() -> soxr.ResampleStream:
-    return soxr.ResampleStream(DISCORD_RATE, SAMPLE_RATE, 1, dtype="float32")
+def _new_resampler() -> ChunkResampler:
+    return ChunkResampler(DISCORD_RATE, SAMPLE_RATE)
 
 
 def packet_to_mono(pcm: bytes) -> np.ndarray:
@@ -96,7 +96,7 @@ class InputMixer:
             if sp is None or sp.leaving:
                 sp = self._speakers[user] = _Speaker(name, _new_resampler())
             sp.name = name
-            out = sp.rs.resample_chunk(mono)
+            out = sp.rs.push(mono)
             self._append(sp, out, now)
             sp.fresh = True
             self.packets += 1
@@ -130,7 +130,7 @@ class InputMixer:
                 if not was_fresh:
                     # No packets for a whole tick: the talk paused (Discord sends nothing).
                     # Flush the resampler's tail now rather than at the next word.
-                    self._append(sp, sp.rs.resample_chunk(np.zeros(0, np.float32), last=True),
+                    self._append(sp, sp.rs.push(np.zeros(0, np.float32), last=True),
                                  now)
                     sp.rs.clear()
                 chunk = sp.buf[:FRAME_SIZE]
@@ -164,7 +164,7 @@ class OutputChunker:
     """The agent's 80 ms frames in (event loop), 3840-byte 20 ms reads out (player thread)."""
 
     def __init__(self, capacity_frames: int = 8, prebuffer_frames: int = 1) -> None:
-        self._rs = soxr.ResampleStream(SAMPLE_RATE, DISCORD_RATE, 1, dtype="float32")
+        self._rs = ChunkResampler(SAMPLE_RATE, DISCORD_RATE)
         self._buf = bytearray()
         self._cap = capacity_frames * PACKETS_PER_FRAME * PACKET_BYTES
         # Reads start (and restart after running dry) only once this much is queued: the
@@ -180,7 +180,7 @@ class OutputChunker:
         self._played_any = False
 
     def write(self, frame: np.ndarray) -> None:
-        up = self._rs.resample_chunk(np.asarray(frame, dtype=np.float32))
+        up = self._rs.push(frame)
         s16 = (np.clip(up, -1.0, 1.0) * 32767.0).astype("<i2")
         data = np.repeat(s16, 2).tobytes()  # mono → interleaved stereo
         with self._lock:

@@ -19,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import soxr
 
 from entropi.constants import SAMPLE_RATE
 from entropi.discord.mixer import DISCORD_RATE, PACKET_BYTES
+from entropi.resample import resample
 
 PACKET_SECONDS = 0.02
 
@@ -99,7 +99,7 @@ class SimClock:
 
 def to_packets(pcm24: np.ndarray) -> list[bytes]:
     """24 kHz mono float → Discord's 48 kHz stereo s16 20 ms packets (3840 B each)."""
-    up = soxr.resample(pcm24.astype(np.float32), SAMPLE_RATE, DISCORD_RATE)
+    up = resample(pcm24, SAMPLE_RATE, DISCORD_RATE)
     s16 = (np.clip(up, -1, 1) * 32767).astype("<i2")
     step = PACKET_BYTES // 4
     n = -(-s16.size // step)
