@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+from entropi.percentiles import percentile
+
 HELP = "user speech: WER, real-time factor, turn latency, VAD frame accuracy"
 
 SENTENCES = [
@@ -152,12 +154,12 @@ async def _measure(asr_cfg, window_cfg, items, realtime: bool) -> dict[str, Any]
         "turns": len(submitted),
         "wer": round(errors / max(1, sum(len(r) for r in refs)), 4),
         "rtf": round(recog_s / audio_s, 4),
-        "turn_latency_ms_p50": round(float(np.percentile(latencies, 50)), 1) if latencies else None,
-        "turn_latency_ms_p99": round(float(np.percentile(latencies, 99)), 1) if latencies else None,
+        "turn_latency_ms_p50": percentile(latencies, 50),
+        "turn_latency_ms_p99": percentile(latencies, 99),
         # The recogniser's own share of the latency (the rest: 0.4 s end-of-turn silence,
         # the VAD's lag, queueing behind the previous turn).
-        "recognition_ms_p50": round(float(np.percentile(turns.busy_ms, 50)), 1),
-        "recognition_ms_p99": round(float(np.percentile(turns.busy_ms, 99)), 1),
+        "recognition_ms_p50": percentile(turns.busy_ms, 50),
+        "recognition_ms_p99": percentile(turns.busy_ms, 99),
         "asr_failures": turns.failures,
     } | await _vad_accuracy(items, window_cfg)
 

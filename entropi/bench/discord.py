@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from entropi.percentiles import percentile
+
 HELP = "Discord transport: frames, late frames, dropped packets, mix time, added latency"
 PEOPLE = ((101, "Ann"), (102, "Bob"), (103, "Cleo"))
 
@@ -111,10 +113,10 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         mix, lat = t.mixer.mix_ms.values(), t.mixer.latency_ms.values()
         return {"frames": frames, "late_frames": s.late_frames,
                 "dropped_packets": t.mixer.dropped_packets,
-                "mix_ms_p50": round(float(np.percentile(mix, 50)), 4),
-                "mix_ms_p99": round(float(np.percentile(mix, 99)), 4),
-                "added_latency_ms_p50": round(float(np.percentile(lat, 50)), 1),
-                "added_latency_ms_p99": round(float(np.percentile(lat, 99)), 1),
+                "mix_ms_p50": percentile(mix, 50, 4),
+                "mix_ms_p99": percentile(mix, 99, 4),
+                "added_latency_ms_p50": percentile(lat, 50),
+                "added_latency_ms_p99": percentile(lat, 99),
                 "packets": t.mixer.packets, "turns": turns,
                 "output_reads": len(reads), "output_read_bytes": sorted(set(reads)),
                 "output_underruns": s.underruns, "simulated_seconds": round(total, 1),

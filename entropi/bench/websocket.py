@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from entropi.percentiles import percentile
+
 HELP = "N scripted conversations through the websocket server; added latency, lost frames"
 
 
@@ -46,8 +48,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         daemon = Daemon(cfg, RunOptions())
         client = asyncio.run(_drive(daemon, args))
     def pct(key: str, q: float) -> float | None:
-        values = [ms for call in daemon.calls for ms in call[key]]
-        return round(float(np.percentile(values, q)), 3) if values else None
+        return percentile((ms for call in daemon.calls for ms in call[key]), q, 3)
 
     lost = sum(c["sent"] - c["answered"] for c in client)
     return {
