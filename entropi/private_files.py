@@ -6,7 +6,9 @@ alone (an output WAV in $HOME must not chmod $HOME).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 from pathlib import Path
 
 DIR_MODE = 0o700
@@ -49,12 +51,17 @@ def write_all(fd: int, data: bytes) -> None:
 
 def write_private(path: Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` through a 0600 temp file and a rename (readers never
-    see half a file)."""
+    see half a file); on failure (a full disk…) raise OSError and leave no temp file."""
     make_private_dirs(path.parent)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        write_all(fd, data)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
+        fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        try:
+            write_all(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise

@@ -3,17 +3,15 @@ and the lock that keeps a second daemon off the same files."""
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from entropi.errors import UsageError
-from entropi.private_files import make_private_dirs, open_private
+from entropi.private_files import write_private
 
 # The daemon rewrites the file every second (loading included): an older one is a leftover.
 STALE_SECONDS = 30.0
@@ -23,17 +21,9 @@ def write_status(path: Path | None, data: dict[str, Any]) -> None:
     """Replace the file atomically; on failure (full disk…) raise OSError, leaving no temp."""
     if path is None:
         return
-    make_private_dirs(path.parent)  # 0600 / 0700 whatever the umask: it names the session
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        fd = open_private(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        with os.fdopen(fd, "w") as f:
-            f.write(json.dumps({"pid": os.getpid(), "updated_at": time.time()} | data))
-        tmp.replace(path)  # readers never see a half-written file
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+    # 0600 / 0700 whatever the umask: it names the session; readers never see half a file.
+    write_private(path, json.dumps({"pid": os.getpid(), "updated_at": time.time()} | data)
+                  .encode())
 
 
 def read_status(path: Path) -> dict[str, Any] | None:
