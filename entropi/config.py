@@ -43,6 +43,7 @@ def _resolve_path(value: Path, info: ValidationInfo) -> Path:
 
 ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
 PositiveFloat = Annotated[float, Field(gt=0)]
+EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]  # a secret's variable
 
 # SentencePiece's longest piece is 16 characters and NFKC can merge two characters into one:
 # a prompt with more than 32 visible characters per budget token cannot fit, and saying so
@@ -350,7 +351,7 @@ class ServerSection(Section):
     port: int = Field(8998, ge=0, le=65535)
     tls_cert: ConfigPath | None = None
     tls_key: ConfigPath | None = None
-    token_env: str = Field("ENTROPI_SERVER_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    token_env: EnvName = "ENTROPI_SERVER_TOKEN"
     allow_text_prompt: bool = False
     max_text_prompt_chars: int = Field(2000, ge=1, le=20000)
     max_message_bytes: int = Field(1 << 20, ge=1024, le=64 << 20)
@@ -368,7 +369,7 @@ class ServerSection(Section):
 class DiscordSection(Section):
     """The bot account that joins one voice channel (``audio.input/output: discord``)."""
 
-    token_env: str = Field("DISCORD_BOT_TOKEN", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    token_env: EnvName = "DISCORD_BOT_TOKEN"
     guild_id: int | None = Field(None, gt=0)
     channel_id: int | None = Field(None, gt=0)
     listen: Literal["everyone"] | list[Annotated[int, Field(gt=0)]] = "everyone"
