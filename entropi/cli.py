@@ -16,8 +16,8 @@ import sys
 from collections.abc import Sequence
 
 from entropi import __version__, commands
-from entropi.errors import EntropiError, UsageError
-from entropi.logs import configure_logging, redact
+from entropi.core.errors import EntropiError, UsageError
+from entropi.core.logs import configure_logging, redact
 
 
 class _Parser(argparse.ArgumentParser):

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from entropi.constants import SAMPLE_RATE
-from entropi.errors import InputError
-from entropi.private_files import make_private_dirs, open_private
-from entropi.resample import ChunkResampler, resample
+from entropi.audio.resample import ChunkResampler, resample
+from entropi.core.constants import SAMPLE_RATE
+from entropi.core.errors import InputError
+from entropi.core.files import make_private_dirs, open_private
 
 # Real audio is 8 kHz (telephone) to 384 kHz (studio); anything else is a broken header.
 MIN_RATE, MAX_RATE = 4_000, 384_000

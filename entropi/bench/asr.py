@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from entropi.percentiles import percentile
+from entropi.core.percentiles import percentile
 
 HELP = "user speech: WER, real-time factor, turn latency, VAD frame accuracy"
 
@@ -62,14 +62,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _render() -> list[tuple[np.ndarray, str]]:
-    from entropi.hearing.signals import espeak
+    from entropi.audio.signals import espeak
 
     return [(espeak(s), s) for s in SENTENCES]
 
 
 def _load(folder: Path) -> list[tuple[np.ndarray, str]]:
-    from entropi.audio import read_wav
-    from entropi.errors import InputError
+    from entropi.audio.wav import read_wav
+    from entropi.core.errors import InputError
 
     pairs = [(w, w.with_suffix(".txt")) for w in sorted(folder.glob("*.wav"))]
     pairs = [(w, t) for w, t in pairs if t.is_file()]
@@ -94,11 +94,11 @@ def word_errors(ref: list[str], hyp: list[str]) -> int:
 
 
 async def _measure(asr_cfg, window_cfg, items, realtime: bool) -> dict[str, Any]:
-    from entropi.constants import FRAME_SECONDS, FRAME_SIZE, SAMPLE_RATE
+    from entropi.conversation.transcript import WindowTranscript
+    from entropi.core.constants import FRAME_SECONDS, FRAME_SIZE, SAMPLE_RATE
     from entropi.hearing.asr import open_transcriber
     from entropi.hearing.turns import TurnTranscriber, settle
     from entropi.hearing.vad import open_vad
-    from entropi.transcript import WindowTranscript
 
     gap = np.zeros(round(GAP_SECONDS * SAMPLE_RATE), np.float32)
     pcm = np.concatenate([gap] + [x for clip, _ in items for x in (clip, gap)])
@@ -166,8 +166,8 @@ async def _measure(asr_cfg, window_cfg, items, realtime: bool) -> dict[str, Any]
 
 async def _vad_accuracy(items, window_cfg) -> dict[str, float]:
     """Frame accuracy against labels from the clean speech, in four conditions."""
-    from entropi.constants import FRAME_SIZE, SAMPLE_RATE
-    from entropi.hearing.signals import at_level, pink_noise, speech_frames
+    from entropi.audio.signals import at_level, pink_noise, speech_frames
+    from entropi.core.constants import FRAME_SIZE, SAMPLE_RATE
     from entropi.hearing.vad import open_vad
 
     gap = np.zeros(SAMPLE_RATE // 2, np.float32)

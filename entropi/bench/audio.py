@@ -13,7 +13,7 @@ import asyncio
 import time
 from typing import Any
 
-import numpy as np
+from entropi.core.percentiles import percentile
 
 HELP = "audio device I/O: callback latency, xruns and drops on the JACK dummy device"
 
@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from entropi.audio.jack import JackDummy
+    from entropi.transports.jack import JackDummy
 
     jack = JackDummy()
     started = jack.start()
@@ -37,9 +37,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def _measure(device: str, seconds: float) -> dict[str, Any]:
-    from entropi.audio import open_audio
     from entropi.config import AudioSection
-    from entropi.constants import FRAME_RATE
+    from entropi.core.constants import FRAME_RATE
+    from entropi.transports.local import open_audio
 
     ref: str | int = int(device) if device.isdigit() else device
     audio = open_audio(AudioSection(input_device=ref, output_device=ref,
@@ -59,19 +59,16 @@ async def _measure(device: str, seconds: float) -> dict[str, Any]:
     cb = audio.callback_durations_ms()
     pickup = audio.pickup_latencies_ms()
 
-    def pct(values: np.ndarray, q: float) -> float:
-        return float(np.percentile(values, q)) if values.size else float("nan")
-
     return {
         "device": device,
         "seconds": round(elapsed, 3),
         "callbacks": stats.callbacks,
         "callbacks_per_second": round(stats.callbacks / elapsed, 3) if elapsed else 0.0,
-        "callback_ms_p50": pct(cb, 50),
-        "callback_ms_p99": pct(cb, 99),
+        "callback_ms_p50": percentile(cb, 50, 4),
+        "callback_ms_p99": percentile(cb, 99, 4),
         "callback_ms_max": float(cb.max()) if cb.size else float("nan"),
-        "pickup_ms_p50": pct(pickup, 50),
-        "pickup_ms_p99": pct(pickup, 99),
+        "pickup_ms_p50": percentile(pickup, 50, 4),
+        "pickup_ms_p99": percentile(pickup, 99, 4),
         "xruns": stats.xruns,
         "overflows": stats.overflows,
         "underruns": stats.underruns,

@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from entropi.core.percentiles import percentile
+
 HELP = "compaction latency p50/p95 (embedded LLM), fallback rate, speculative pause saved"
 
 _WINDOWS = [
@@ -62,14 +64,7 @@ def _thread_list(text: str) -> list[int]:
     return [_positive(t.strip()) for t in text.split(",") if t.strip()] or [1]
 
 
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def _config(path: str | None, tmp: Path):
+def bench_config(path: str | None, tmp: Path):
     from entropi.config import load_config, parse_config
 
     if path:
@@ -81,8 +76,10 @@ def _config(path: str | None, tmp: Path):
 
 
 async def _one_thread_count(cfg: Any, threads: int, runs: int, count) -> dict[str, Any]:
-    from entropi.llm import ChatClient, Compactor, Utterance, parse_transcript
+    from entropi.compaction.compactor import Compactor
+    from entropi.llm.client import ChatClient
     from entropi.llm.embedded import EmbeddedServer
+    from entropi.text.utterance import Utterance, parse_transcript
 
     sm = cfg.secondary_model
     server = EmbeddedServer(sm.embedded.model_copy(update={"threads": threads}))
@@ -125,7 +122,8 @@ async def _one_thread_count(cfg: Any, threads: int, runs: int, count) -> dict[st
     p = f"t{threads}_"
     plain, spec = statistics.median(pauses_plain), statistics.median(pauses_spec)
     return {
-        f"{p}latency_ms_p50": _pct(latencies, 0.5), f"{p}latency_ms_p95": _pct(latencies, 0.95),
+        f"{p}latency_ms_p50": percentile(latencies, 50),
+        f"{p}latency_ms_p95": percentile(latencies, 95),
         f"{p}fallback_rate": failures / runs, f"{p}deadline_s": real_deadline,
         f"{p}fallback_rate_speculative": spec_failures / runs,
         f"{p}pause_ms_plain_p50": plain, f"{p}pause_ms_speculative_p50": spec,
@@ -134,13 +132,13 @@ async def _one_thread_count(cfg: Any, threads: int, runs: int, count) -> dict[st
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    from entropi.core.logs import configure_logging
     from entropi.llm.tokens import resolve_tokenizer
-    from entropi.logs import configure_logging
 
     configure_logging("warning", args.log_format or "auto")
     threads: list[int] = args.threads
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = _config(args.config, Path(tmp))
+        cfg = bench_config(args.config, Path(tmp))
         tok = resolve_tokenizer(cfg)
         out: dict[str, Any] = {"runs": args.runs, "threads": ",".join(map(str, threads)),
                                "token_budget": cfg.conversation.prompt_token_budget,

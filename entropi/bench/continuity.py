@@ -26,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from entropi.errors import InputError
+from entropi.core.errors import InputError
 
 HELP = ("continuity over a scripted conversation: fact/commitment recall at +5/+10/+20 "
         "windows, persona and budget kept, fallbacks, rejected LLM outputs, profile junk")
@@ -66,7 +66,7 @@ def parse_script(text: str, source: str) -> list[Window]:
 
 
 def utterances(window: Window, user_words: bool) -> list[Any]:
-    from entropi.llm import Utterance
+    from entropi.text.utterance import Utterance
 
     out = []
     for speaker, name, text in window.lines:
@@ -112,11 +112,12 @@ def score(windows: list[Window], prompts: list[str]) -> dict[str, Any]:
 
 async def play(cfg: Any, windows: list[Window], user_words: bool, client: Any,
                count: Any, tmp: Path) -> dict[str, Any]:
-    from entropi.llm import Compactor
-    from entropi.llm.budget import wrap
-    from entropi.llm.ledger import store_for
-    from entropi.memory import MemoryService, WindowRecord
+    from entropi.compaction.budget import wrap
+    from entropi.compaction.compactor import Compactor
     from entropi.memory.doctor import profile_junk_count
+    from entropi.memory.ledger import store_for
+    from entropi.memory.record import WindowRecord
+    from entropi.memory.service import MemoryService
 
     memory_cfg = cfg.memory.model_copy(update={
         "enabled": True, "journal_dir": tmp / "journal", "profile_path": tmp / "profile.json",
@@ -177,12 +178,12 @@ def _load(args: argparse.Namespace) -> list[Window]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from entropi.bench.compaction import _config
+    from entropi.bench.compaction import bench_config
     from entropi.llm.tokens import resolve_tokenizer
 
     windows = _load(args)
     with tempfile.TemporaryDirectory(prefix="entropi-bench-") as tmp:
-        cfg = _config(args.config, Path(tmp))
+        cfg = bench_config(args.config, Path(tmp))
         if args.budget:
             cfg = cfg.model_copy(update={"conversation": cfg.conversation.model_copy(
                 update={"prompt_token_budget": args.budget})})
@@ -192,7 +193,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 async def _run(cfg: Any, windows: list[Window], args: argparse.Namespace, count: Any,
                tmp: Path) -> dict[str, Any]:
-    from entropi.llm import ChatClient
+    from entropi.llm.client import ChatClient
     from entropi.llm.embedded import EmbeddedServer
 
     server = None

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from entropi.percentiles import percentile
+from entropi.core.percentiles import percentile
 
 HELP = "Discord transport: frames, late frames, dropped packets, mix time, added latency"
 PEOPLE = ((101, "Ann"), (102, "Bob"), (103, "Cleo"))
@@ -53,9 +53,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 async def _run(args: argparse.Namespace) -> dict[str, Any]:
     from entropi.config import DiscordSection
-    from entropi.constants import FRAME_SIZE
-    from entropi.discord.consent import ConsentGate, ConsentStore
-    from entropi.discord.simulate import (
+    from entropi.core.constants import FRAME_SIZE
+    from entropi.memory.consent import ConsentStore
+    from entropi.transports.discord.consent import ConsentGate
+    from entropi.transports.discord.simulate import (
         SimClock,
         SimMember,
         VoiceThread,
@@ -63,7 +64,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         schedule_talk,
         to_packets,
     )
-    from entropi.discord.transport import DiscordTransport
+    from entropi.transports.discord.transport import DiscordTransport
 
     class _NoNetwork:
         async def start(self, sink, source) -> None: ...

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from entropi.core.percentiles import percentile
+
 HELP = "PersonaPlex engine: frame and LM step p50/p99, restart (per-step vs fast), memory"
 
 _TEXT = ("You are Ada, a warm and curious companion who listens closely and speaks briefly. "
@@ -44,17 +46,12 @@ def _prompt(engine: Any, tokens: int) -> str:
     return " ".join(words)
 
 
-def _pct(values: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values), q))
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     import time
 
-    import torch
-
     from entropi.config import load_config
     from entropi.engine.engine import Engine
+    from entropi.engine.measure import time_steps
     from entropi.engine.model import load_models, load_random_full
     from entropi.engine.voice import VoicePrompt
 
@@ -69,27 +66,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     engine = Engine(models, cfg, voice)
     warm_ms = engine.warm_up()
     prompt = _prompt(engine, args.prompt_tokens)
-    sync = torch.cuda.synchronize if engine.device.type == "cuda" else (lambda: None)
+    inputs = [(0.05 * rng.standard_normal(1920)).astype(np.float32) for _ in range(args.frames)]
 
     full = [engine.prime_reference(prompt) for _ in range(max(1, args.repeats // 2))]
     fast = [engine.prime(prompt) for _ in range(args.repeats)]
 
-    frame_ms: list[float] = []
-    inputs = [(0.05 * rng.standard_normal(1920)).astype(np.float32) for _ in range(args.frames)]
-    cpu_ms: list[float] = []  # host CPU time per frame: launch overhead and host syncs
-    for pcm in inputs:
-        t, c = time.perf_counter(), time.thread_time()
-        engine.step(pcm)  # ends with its device→host copy: already synchronised
-        frame_ms.append((time.perf_counter() - t) * 1000)
-        cpu_ms.append((time.thread_time() - c) * 1000)
-    engine.prime(prompt)
-    step_ms: list[float] = []
-    for _ in range(args.frames):
-        codes = torch.as_tensor(rng.integers(0, 2048, (1, 8, 1)), device=engine.device)
-        t = time.perf_counter()
-        engine.step_codes(codes)
-        sync()
-        step_ms.append((time.perf_counter() - t) * 1000)
+    frame_ms, cpu_ms, step_ms = time_steps(engine, inputs, args.frames, prompt, rng)
 
     full_ms = statistics.median(s.ms for s in full)
     fast_ms = statistics.median(s.ms for s in fast)
@@ -102,10 +84,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "context": cfg.runtime.context_window,
         "voice_frames": engine.voice_frames,
         "prompt_tokens": fast[0].tokens,
-        "frame_ms_p50": _pct(frame_ms, 50), "frame_ms_p99": _pct(frame_ms, 99),
+        "frame_ms_p50": percentile(frame_ms, 50, 4), "frame_ms_p99": percentile(frame_ms, 99, 4),
         "frame_ms_max": max(frame_ms),
-        "frame_cpu_ms_p50": _pct(cpu_ms, 50), "frame_cpu_ms_p99": _pct(cpu_ms, 99),
-        "step_ms_p50": _pct(step_ms, 50), "step_ms_p99": _pct(step_ms, 99),
+        "frame_cpu_ms_p50": percentile(cpu_ms, 50, 4),
+        "frame_cpu_ms_p99": percentile(cpu_ms, 99, 4),
+        "step_ms_p50": percentile(step_ms, 50, 4), "step_ms_p99": percentile(step_ms, 99, 4),
         "restart_full_steps": full[0].passes, "restart_full_ms": full_ms,
         "restart_fast_passes": fast[0].passes, "restart_fast_ms": fast_ms,
         "restart_speedup": full_ms / fast_ms,
@@ -126,10 +109,11 @@ def _stock(engine: Any, inputs: list[np.ndarray], frame_ms: list[float], prime_s
     stock, restarts = stock_frame_ms(engine, inputs, prime_steps, repeats)
     # Stock moshi has no re-injection: like the fork, it re-steps the whole prefix per window.
     restart = statistics.median(restarts)
-    out = {"stock_frame_ms_p50": _pct(stock, 50), "stock_frame_ms_p99": _pct(stock, 99),
+    out = {"stock_frame_ms_p50": percentile(stock, 50, 4),
+           "stock_frame_ms_p99": percentile(stock, 99, 4),
            "stock_frame_ms_max": max(stock), "stock_restart_steps": prime_steps,
            "stock_restart_ms": restart}
-    out |= {"ratio_frame_p50": out["stock_frame_ms_p50"] / _pct(frame_ms, 50),
-            "ratio_frame_p99": out["stock_frame_ms_p99"] / _pct(frame_ms, 99),
+    out |= {"ratio_frame_p50": out["stock_frame_ms_p50"] / percentile(frame_ms, 50, 4),
+            "ratio_frame_p99": out["stock_frame_ms_p99"] / percentile(frame_ms, 99, 4),
             "ratio_restart": restart / fast_ms}
     return out

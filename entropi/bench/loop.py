@@ -25,11 +25,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     import numpy as np
 
-    from entropi.audio import read_wav, write_wav
+    from entropi.audio.wav import read_wav, write_wav
     from entropi.config import load_config
-    from entropi.constants import SAMPLE_RATE
-    from entropi.controller import State
-    from entropi.daemon import Daemon, RunOptions
+    from entropi.conversation.controller import State
+    from entropi.core.constants import SAMPLE_RATE
+    from entropi.service.daemon import Daemon, RunOptions
 
     class _Measured(Daemon):
         """The daemon, noting resident memory as each window goes live."""

@@ -53,7 +53,8 @@ def _corpus(n: int, seed: int = 7):
 async def _pipeline(root: Path, n: int) -> float:
     """Windows through MemoryService (validate, heuristics, append+fsync, index) per second."""
     from entropi.config import MemorySection
-    from entropi.memory import MemoryService, WindowRecord
+    from entropi.memory.record import WindowRecord
+    from entropi.memory.service import MemoryService
 
     cfg = MemorySection(journal_dir=root / "journal", profile_path=root / "persona_state.json",
                         importance_threshold=0.0, cooldown_seconds=0, queue_size=n + 1)
@@ -76,7 +77,7 @@ def _ms(samples: list[float], q: float) -> float:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from entropi.memory.fsutil import ensure_private_dir, write_atomic
+    from entropi.core.files import ensure_private_dir, write_private
     from entropi.memory.journal import Journal
     from entropi.memory.retrieval import BM25Index
 
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace) -> dict:
         for day, items in by_day.items():
             path = big.day_path(items[0].timestamp)
             ensure_private_dir(path.parent)
-            write_atomic(path, (f"# Journal {day}\n\n" +
+            write_private(path, (f"# Journal {day}\n\n" +
                                 "".join(e.to_markdown() for e in items)).encode())
         t0 = time.perf_counter()
         loaded = big.read_all()

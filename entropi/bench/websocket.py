@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from entropi.percentiles import percentile
+from entropi.core.percentiles import percentile
 
 HELP = "N scripted conversations through the websocket server; added latency, lost frames"
 
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
     from entropi.config import load_config
-    from entropi.daemon import Daemon, RunOptions
+    from entropi.service.daemon import Daemon, RunOptions
 
     cfg = load_config(args.config)
     with tempfile.TemporaryDirectory() as tmp:
@@ -91,13 +91,13 @@ async def _drive(daemon: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
 async def _waiting(daemon: Any, serve: Any, conversations: int) -> int:
     import asyncio
 
-    while not (daemon._live.get("state") == "waiting"
-               and daemon._live.get("conversations") == conversations):
+    while not (daemon.live_status().get("state") == "waiting"
+               and daemon.live_status().get("conversations") == conversations):
         if serve.done():
             serve.result()  # re-raise why the daemon stopped
             raise RuntimeError("the daemon stopped early")
         await asyncio.sleep(0.05)
-    return int(daemon._live["port"])
+    return int(daemon.live_status()["port"])
 
 
 async def _conversation(port: int, seconds: float, speed: float) -> dict[str, Any]:
@@ -108,7 +108,7 @@ async def _conversation(port: int, seconds: float, speed: float) -> dict[str, An
     import numpy as np
     import sphn
 
-    from entropi.constants import FRAME_SECONDS, FRAME_SIZE, SAMPLE_RATE
+    from entropi.core.constants import FRAME_SECONDS, FRAME_SIZE, SAMPLE_RATE
 
     rng = np.random.default_rng(0)
     writer = sphn.OpusStreamWriter(SAMPLE_RATE)

@@ -6,7 +6,7 @@ import argparse
 import os
 
 from entropi.config import Config, load_config
-from entropi.logs import configure_logging, register_secret
+from entropi.core.logs import configure_logging, register_secret
 
 
 def add_config_option(p: argparse.ArgumentParser, required: bool = True) -> None:

@@ -35,14 +35,14 @@ def run(args: argparse.Namespace) -> int:
     if args.voice:
         voice = cfg.voice.model_copy(update={"prompt_file": args.voice})
         cfg = cfg.model_copy(update={"voice": voice})
-    from entropi.audio.clip_cache import cache_folder, stale_reason
+    from entropi.clips.cache import cache_folder, stale_reason
+    from entropi.clips.lines import plan_lines
+    from entropi.clips.render import cache_key, render_to_cache, terminal_progress
+    from entropi.core.errors import InputError
     from entropi.engine.checkpoints import resolve_checkpoint
-    from entropi.engine.clip_lines import plan_lines
     from entropi.engine.engine import load_engine
     from entropi.engine.presets import with_hub_preset
-    from entropi.engine.render import cache_key, render_to_cache, terminal_progress
-    from entropi.errors import InputError
-    from entropi.tokenizer import TextTokenizer
+    from entropi.text.tokenizer import TextTokenizer
 
     cfg = with_hub_preset(cfg)  # a PersonaPlex preset name: fetched from the hub's voices.tgz
     if not cfg.voice.prompt_path.is_file():

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from entropi.commands import add_config_option, load_for_command
-from entropi.errors import EntropiError, UsageError
+from entropi.core.errors import EntropiError, UsageError
 
 
 def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -34,8 +34,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_for_command(args)
     if args.output.exists() and not args.output.is_dir():
         raise UsageError(f"{args.output}: -o must be a directory")
-    import torch
-
+    from entropi.core.logs import get_logger
     from entropi.engine.checkpoints import resolve_checkpoint
     from entropi.engine.engine import voice_frame_limit
     from entropi.engine.model import load_mimi
@@ -47,7 +46,6 @@ def run(args: argparse.Namespace) -> int:
         read_voice_wav,
         save_voice,
     )
-    from entropi.logs import get_logger
 
     log = get_logger("entropi.cache_voice")
     ckpt = resolve_checkpoint(cfg)
@@ -65,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
                 continue
             pcm = read_voice_wav(wav, max_seconds)
             if mimi is None:
-                mimi = load_mimi(ckpt, torch.device("cpu"))
+                mimi = load_mimi(ckpt, "cpu")
             codes = encode_pcm(mimi, pcm)
             save_voice(out, codes, wav, mimi_id)
             log.info("voice_cached", source=str(wav), output=str(out), frames=codes.shape[1])

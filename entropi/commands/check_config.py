@@ -10,7 +10,7 @@ import yaml
 
 from entropi.commands import add_config_option, load_for_command
 from entropi.config import AsrSection, check_budget, masked_dump
-from entropi.vram import estimate_vram_gb
+from entropi.engine.vram import estimate_vram_gb
 
 
 def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -42,7 +42,7 @@ def demo_model_warning(cfg) -> str | None:
 def run(args: argparse.Namespace) -> int:
     cfg = load_for_command(args)
     budget = check_budget(cfg)
-    from entropi.preflight import preflight
+    from entropi.service.preflight import preflight
 
     preflight(cfg)  # the files and folders `run` would need, before any model loads
     warning = demo_model_warning(cfg)

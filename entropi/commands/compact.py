@@ -27,8 +27,10 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
 
 
 def run(args: argparse.Namespace) -> int:
-    from entropi.llm import Compactor, load_transcript, open_llm
+    from entropi.compaction.compactor import Compactor
+    from entropi.llm.session import open_llm
     from entropi.llm.tokens import resolve_tokenizer
+    from entropi.text.utterance import load_transcript
 
     # The context-budget check concerns the speech model, not this command.
     cfg = load_for_command(args, check=False)

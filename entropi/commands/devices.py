@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
 
 
 def run(args: argparse.Namespace) -> int:
-    from entropi.audio.devices import list_devices  # loads PortAudio: only when asked
+    from entropi.transports.devices import list_devices  # loads PortAudio: only when asked
 
     devices = list_devices()
     if args.json:

@@ -13,7 +13,7 @@ import sys
 from datetime import UTC, datetime
 
 from entropi.commands import add_config_option, load_for_command
-from entropi.errors import InputError, UsageError
+from entropi.core.errors import InputError, UsageError
 
 
 def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -49,12 +49,12 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
 
 def run(args: argparse.Namespace) -> int:
     if args.memory_action == "keygen":
-        from entropi.memory.crypto import new_key
+        from entropi.core.crypto import new_key
 
         print(new_key())
         return 0
     cfg = load_for_command(args, check=False)
-    from entropi.memory.crypto import cipher_from_env
+    from entropi.core.crypto import cipher_from_env
     from entropi.memory.journal import Journal
     from entropi.memory.profile import ProfileStore
 
@@ -76,8 +76,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _doctor(args, cfg, journal, store, cipher) -> int:
     """Exit 0 when clean (or fixed), 1 when junk was found and left in place."""
-    from entropi.llm.ledger import LedgerStore, ledger_path
     from entropi.memory import doctor
+    from entropi.memory.ledger import LedgerStore, ledger_path
 
     persona = cfg.conversation.persona_name
     profile = store.load()

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from entropi.commands import add_config_option, load_for_command
-from entropi.errors import UsageError
+from entropi.core.errors import UsageError
 
 
 def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:
@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         audio |= {"output": "wav", "output_wav": args.output.resolve()}
     if audio:
         cfg = cfg.model_copy(update={"audio": cfg.audio.model_copy(update=audio)})
-    from entropi.preflight import preflight
+    from entropi.service.preflight import preflight
 
     preflight(cfg, args.summary_json)  # same checks as check-config, before any model loads
     from entropi.engine.presets import with_hub_preset
@@ -50,10 +50,10 @@ def run(args: argparse.Namespace) -> int:
     cfg = with_hub_preset(cfg)  # NATF0.pt & co. from the hub's voices.tgz, before the model
 
     if cfg.audio.input == "websocket":
-        from entropi.server.protocol import server_token
+        from entropi.transports.websocket.protocol import server_token
 
         server_token(cfg)  # a non-loopback bind without a token: refuse before loading
-    from entropi.daemon import RunOptions, run_daemon
+    from entropi.service.daemon import RunOptions, run_daemon
 
     return run_daemon(cfg, RunOptions(max_windows=args.max_windows,
                                       summary_json=args.summary_json))

@@ -7,7 +7,7 @@ import json
 import time
 
 from entropi.commands import add_config_option, load_for_command
-from entropi.status import read_status
+from entropi.service.status import read_status
 
 
 def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentParser]) -> None:

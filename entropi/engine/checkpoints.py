@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from entropi.config import Config
-from entropi.errors import ModelError
-from entropi.logs import get_logger
+from entropi.core.errors import ModelError
+from entropi.core.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -19,7 +19,9 @@ import numpy as np
 import torch
 
 from entropi.config import Config, check_budget, context_budget
-from entropi.constants import FRAME_RATE, FRAME_SIZE
+from entropi.core.constants import FRAME_RATE, FRAME_SIZE
+from entropi.core.errors import InputError
+from entropi.core.logs import get_logger
 from entropi.engine.model import Models, device_name, load_models, module_bytes, peak_bytes
 from entropi.engine.prefill import (
     CHUNK_SIZES,
@@ -32,8 +34,6 @@ from entropi.engine.prefill import (
 from entropi.engine.prompts import SINE_CODES, Prefix, build_prefix, system_text
 from entropi.engine.snapshot import Snapshot
 from entropi.engine.voice import VoicePrompt, load_voice_file
-from entropi.errors import InputError
-from entropi.logs import get_logger
 
 log = get_logger(__name__)
 
@@ -301,7 +301,7 @@ class Engine:
         """Step ``stream`` (Kyutai STT) on every frame's 32-codebook encode from now on."""
         from moshi.utils.compile import CUDAGraphed
 
-        from entropi.hearing.kyutai import STT_CODEBOOKS, encode_codebooks
+        from entropi.engine.stt import STT_CODEBOOKS, encode_codebooks
 
         graphs = self.device.type == "cuda" and self.cfg.runtime.cuda_graphs
         self._encode_stt = CUDAGraphed(

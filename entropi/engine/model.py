@@ -10,6 +10,8 @@ from typing import Any
 import torch
 
 from entropi.config import Config
+from entropi.core.errors import ModelError
+from entropi.core.logs import get_logger
 from entropi.engine.checkpoints import (
     Checkpoint,
     keep_uncut_depformer_span,
@@ -17,9 +19,7 @@ from entropi.engine.checkpoints import (
     resolve_checkpoint,
 )
 from entropi.engine.quant import resolve_and_log
-from entropi.errors import ModelError
-from entropi.logs import get_logger
-from entropi.tokenizer import TextTokenizer
+from entropi.text.tokenizer import TextTokenizer
 
 log = get_logger(__name__)
 
@@ -142,7 +142,7 @@ def load_models(cfg: Config) -> Models:
     quant = resolve_and_log(cfg, lm, device)
     quantize_lm(lm, quant, device)
     if cfg.asr.backend == "kyutai":  # Kyutai STT eats 32 codebooks of this same Mimi
-        from entropi.hearing.kyutai import stt_mimi
+        from entropi.engine.stt import stt_mimi
 
         if (swap := stt_mimi(cfg)) is not None:
             ckpt = replace(ckpt, mimi_weights=swap[0], mimi_config=swap[1])
@@ -157,7 +157,7 @@ def load_models(cfg: Config) -> Models:
     return Models(lm, mimi, tokenizer, device, dtype, ckpt, quant)
 
 
-def load_mimi(ckpt: Checkpoint, device: torch.device) -> Any:
+def load_mimi(ckpt: Checkpoint, device: torch.device | str = "cpu") -> Any:
     from moshi.models.loaders import get_mimi
 
     try:

@@ -14,8 +14,8 @@ import tarfile
 from pathlib import Path
 
 from entropi.config import Config
-from entropi.errors import InputError
-from entropi.logs import get_logger
+from entropi.core.errors import InputError
+from entropi.core.logs import get_logger
 
 log = get_logger(__name__)
 

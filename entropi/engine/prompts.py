@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from entropi.constants import PREFIX_SILENCE_FRAMES, TEXT_PAD
+from entropi.core.constants import PREFIX_SILENCE_FRAMES, TEXT_PAD
 
 SILENCE_CODES = (948, 243, 1178, 546, 1736, 1030, 1978, 2008)
 SINE_CODES = (430, 1268, 381, 1611, 1095, 1495, 56, 472)

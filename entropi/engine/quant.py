@@ -16,8 +16,8 @@ from typing import Any
 import torch
 
 from entropi.config import Config
-from entropi.logs import get_logger
-from entropi.vram import GB, estimate_vram_gb
+from entropi.core.logs import get_logger
+from entropi.engine.vram import GB, estimate_vram_gb
 
 log = get_logger(__name__)
 

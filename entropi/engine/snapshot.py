@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from entropi.logs import get_logger
+from entropi.core.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import torch
 
-from entropi.constants import FRAME_SIZE
+from entropi.core.constants import FRAME_SIZE
 from entropi.engine.engine import Engine
 
 

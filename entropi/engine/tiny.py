@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from entropi.logs import get_logger
+from entropi.core.logs import get_logger
 
 log = get_logger(__name__)
 
@@ -119,7 +119,7 @@ def ensure_tiny_checkpoint(cache_dir: Path, seed: int) -> TinyPaths:
     from moshi.models.loaders import get_mimi, get_moshi_lm
     from safetensors.torch import save_file
 
-    from entropi.tokenizer import train_tiny_tokenizer
+    from entropi.text.tokenizer import train_tiny_tokenizer
 
     log.info("tiny_checkpoint_create", path=str(root), seed=seed)
     root.mkdir(parents=True, exist_ok=True)

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from entropi.constants import FRAME_SIZE, SAMPLE_RATE
-from entropi.errors import InputError
-from entropi.logs import get_logger
+from entropi.core.constants import FRAME_SIZE, SAMPLE_RATE
+from entropi.core.errors import InputError
+from entropi.core.logs import get_logger
 
 log = get_logger(__name__)
 
@@ -102,7 +102,7 @@ def read_voice_wav(path: Path, max_seconds: float | None = None) -> np.ndarray:
     """Channel 0 at 24 kHz, −24 LUFS; InputError for unreadable, empty, silent or long files."""
     import sphn
 
-    from entropi.resample import resample
+    from entropi.audio.resample import resample
 
     path = Path(path)
     if not path.is_file():

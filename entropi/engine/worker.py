@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from entropi.config import Config
-from entropi.logs import get_logger
+from entropi.core.logs import get_logger
 
 if TYPE_CHECKING:
     from entropi.engine.engine import Engine, FrameOut, PrimeStats

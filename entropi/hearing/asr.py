@@ -13,8 +13,8 @@ from typing import Protocol
 import numpy as np
 
 from entropi.config import AsrSection, ModelSection
-from entropi.errors import ModelError
-from entropi.logs import get_logger
+from entropi.core.errors import ModelError
+from entropi.core.logs import get_logger
 
 log = get_logger(__name__)
 

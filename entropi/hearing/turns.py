@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from entropi.audio.resample import to_speech_rate
+from entropi.core.logs import get_logger
 from entropi.hearing.asr import UserTranscriber
-from entropi.llm import Utterance
-from entropi.logs import get_logger
-from entropi.resample import to_speech_rate
+from entropi.text.utterance import Utterance
 
 log = get_logger(__name__)
 

@@ -7,8 +7,8 @@ each frame goes to one worker thread and ``step`` returns the decision for the f
 read without waiting; in a fast WAV run the loop may outrun the worker and then awaits it
 (off the loop thread), which also keeps the decisions identical from run to run. The pause
 detector and the user-turn segmenter both see the same lagged decision; the transcript
-keeps a pre-roll of audio (entropi.transcript.PRE_ROLL_FRAMES) so a turn's first word is not
-lost to the lag.
+keeps a pre-roll of audio (entropi.conversation.transcript.PRE_ROLL_FRAMES) so a turn's
+first word is not lost to the lag.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from typing import Protocol
 import numpy as np
 
 from entropi.audio.levels import rms_dbfs
+from entropi.audio.resample import SPEECH_RATE, ChunkResampler
 from entropi.config import WindowSection
-from entropi.constants import SAMPLE_RATE
-from entropi.resample import SPEECH_RATE, ChunkResampler
+from entropi.core.constants import SAMPLE_RATE
 
 LAG_FRAMES = 2
 CHUNK = 512  # silero's window at 16 kHz (32 ms)

@@ -22,8 +22,8 @@ from typing import Any, NoReturn
 import httpx
 
 from entropi.config import SecondaryModelSection
-from entropi.errors import LLMError
-from entropi.logs import get_logger
+from entropi.core.errors import LLMError
+from entropi.core.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 
 from entropi.config import EmbeddedLLM
-from entropi.errors import ConfigError, LLMError
-from entropi.logs import get_logger
+from entropi.core.errors import ConfigError, LLMError
+from entropi.core.logs import get_logger
 
 log = get_logger(__name__)
 

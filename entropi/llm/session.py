@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from entropi.config import SecondaryModelSection
+from entropi.core.logs import get_logger
 from entropi.llm.client import ChatClient
 from entropi.llm.embedded import EmbeddedServer
-from entropi.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from entropi.config import Config
-from entropi.errors import ModelError
-from entropi.tokenizer import TextTokenizer, train_tiny_tokenizer
+from entropi.core.errors import ModelError
+from entropi.text.tokenizer import TextTokenizer, train_tiny_tokenizer
 
 HUB_TOKENIZER = "tokenizer_spm_32k_3.model"
 

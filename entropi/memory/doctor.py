@@ -2,7 +2,7 @@
 
 Profiles and journals written before the gates existed hold people named "I'm happy to help
 you.", hobbies in a loop, notes like "santé, santé, …" and summaries that tell the persona it
-is the user. The same gates that now guard every LLM output (:mod:`entropi.llm.gates`) judge
+is the user. The same gates that now guard every LLM output (:mod:`entropi.text.gates`) judge
 each stored item; the ledger is checked too.
 """
 
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from entropi.llm.gates import name_reason, text_reason
 from entropi.memory.entry import JournalEntry
 from entropi.memory.heuristics import SUMMARY_WORDS
 from entropi.memory.profile import PersonaProfile
+from entropi.text.gates import name_reason, text_reason
 
 
 @dataclass(frozen=True)

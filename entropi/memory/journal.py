@@ -13,22 +13,22 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from entropi.errors import MemoryFileError
-from entropi.logs import get_logger
-from entropi.memory.crypto import Cipher
+from entropi.core.crypto import Cipher
+from entropi.core.errors import MemoryFileError
+from entropi.core.files import (
+    append_durable,
+    ensure_private_dir,
+    locked,
+    read_tail,
+    write_private,
+)
+from entropi.core.logs import get_logger
 from entropi.memory.entry import (
     END_MARKER,
     TORN_MARKER,
     EntryParseError,
     JournalEntry,
     parse_markdown,
-)
-from entropi.memory.fsutil import (
-    append_durable,
-    ensure_private_dir,
-    locked,
-    read_tail,
-    write_atomic,
 )
 
 log = get_logger(__name__)
@@ -160,7 +160,7 @@ class Journal:
 
     def mark_purged(self) -> None:
         ensure_private_dir(self.root)
-        write_atomic(self.purge_stamp_path, os.urandom(8).hex().encode())
+        write_private(self.purge_stamp_path, os.urandom(8).hex().encode())
 
     def remove(self, doomed: Callable[[JournalEntry], bool]) -> int:
         """Delete matching entries (purge/forget); each changed file is replaced atomically.
@@ -185,7 +185,7 @@ class Journal:
                 else:
                     title = f"# Journal {path.name.removesuffix(PLAIN)}\n\n"
                     data = (title + "".join(e.to_markdown() for e in keep)).encode()
-                write_atomic(path, data)
+                write_private(path, data)
             if removed:
                 self.mark_purged()
             return removed

@@ -15,12 +15,12 @@ import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from entropi.llm.gates import grounded_reason, name_reason, text_reason
 from entropi.memory import heuristics as h
-from entropi.memory.directive import MemoryDirective, validate_directive
 from entropi.memory.entry import JournalEntry, new_entry_id, normalise_tag, one_line
+from entropi.memory.journal_directive import MemoryDirective, validate_directive
 from entropi.memory.profile import ProfileUpdate
 from entropi.memory.record import WindowRecord
+from entropi.text.gates import grounded_reason, name_reason, text_reason
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from entropi.errors import MemoryFileError
-from entropi.memory.crypto import Cipher
+from entropi.core.crypto import Cipher
+from entropi.core.errors import MemoryFileError
 from entropi.memory.entry import one_line
-from entropi.memory.fsutil import ensure_private_dir, locked, write_atomic
+from entropi.memory.store import EncryptedJsonFile
 
 # Caps keep the profile (and its prompt snapshot) small however long the persona lives.
 MAX_REFLECTIONS = 20
@@ -167,22 +167,16 @@ class ProfileStore:
     def __init__(self, path: Path, persona: str, cipher: Cipher | None = None) -> None:
         self.path = path
         self.persona = persona
-        self.cipher = cipher
-        self.lock_path = path.with_name(f".{path.name}.lock")
+        self.file = EncryptedJsonFile(path, cipher)
+
+    @property
+    def cipher(self) -> Cipher | None:
+        return self.file.cipher
 
     def load(self) -> PersonaProfile:
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
+        raw = self.file.read()
+        if raw is None:
             return PersonaProfile(persona=self.persona)
-        except OSError as exc:
-            raise MemoryFileError(f"{self.path}: cannot read: {exc.strerror}") from None
-        if raw.startswith(b"gAAAAA"):  # a Fernet token: the profile was encrypted
-            if self.cipher is None:
-                raise MemoryFileError(
-                    f"{self.path}: is encrypted; set memory.encryption_key_env to the "
-                    f"environment variable holding its key")
-            raw = self.cipher.decrypt(raw.strip(), str(self.path))
         text = raw.decode("utf-8", errors="replace")
         try:
             data = json.loads(text)
@@ -202,15 +196,11 @@ class ProfileStore:
                 f"move the file away (it is never overwritten)") from None
 
     def save(self, profile: PersonaProfile) -> None:
-        data = profile.model_dump_json(indent=2).encode() + b"\n"
-        if self.cipher is not None:
-            data = self.cipher.encrypt(data) + b"\n"
-        write_atomic(self.path, data)
+        self.file.write(profile.model_dump_json(indent=2).encode() + b"\n")
 
     def update(self, change) -> PersonaProfile:
         """Read the current file, apply ``change(profile) -> profile``, write atomically."""
-        ensure_private_dir(self.path.parent)
-        with locked(self.lock_path):
+        with self.file.lock():
             profile = change(self.load())
             self.save(profile)
             return profile

@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from entropi.config import MemorySection
-from entropi.logs import get_logger
-from entropi.memory.crypto import cipher_from_env
+from entropi.core.crypto import cipher_from_env
+from entropi.core.files import ensure_private_dir
+from entropi.core.logs import get_logger
 from entropi.memory.entry import JournalEntry
-from entropi.memory.fsutil import ensure_private_dir
 from entropi.memory.journal import Journal
 from entropi.memory.planner import EntryPlanner, build_entry
 from entropi.memory.profile import PersonaProfile, ProfileStore, ProfileUpdate, merge

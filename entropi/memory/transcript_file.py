@@ -13,9 +13,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from entropi.memory.crypto import Cipher
-from entropi.memory.fsutil import append_durable, locked, write_atomic
-from entropi.private_files import make_private_dirs
+from entropi.core.crypto import Cipher
+from entropi.core.files import append_durable, locked, make_private_dirs, write_private
+from entropi.text.utterance import Utterance, render_transcript
 
 _HEADING = re.compile(r"^## window \d+ +(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", re.M)
 _TOKEN = re.compile(rb"^gAAAAA[A-Za-z0-9_=-]+$")  # a Fernet token (version byte 0x80)
@@ -55,7 +55,7 @@ class TranscriptFile:
         for number, line in enumerate(raw.splitlines(keepends=True), 1):
             if _TOKEN.match(line.strip()):
                 if self.cipher is None:
-                    from entropi.errors import MemoryFileError
+                    from entropi.core.errors import MemoryFileError
 
                     raise MemoryFileError(
                         f"{self.path}: is encrypted; set memory.encryption_key_env to the "
@@ -77,7 +77,7 @@ class TranscriptFile:
             keep = [b for b in blocks if not doomed(b)]
             removed = len(blocks) - len(keep)
             if removed:
-                write_atomic(self.path, b"".join(self._encode(b) for b in keep))
+                write_private(self.path, b"".join(self._encode(b) for b in keep))
         return removed
 
     def delete(self) -> bool:
@@ -103,3 +103,13 @@ def block_time(block: str) -> datetime | None:
     if m is None:
         return None
     return datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+
+
+def append_window(path: Path, window: int, started: datetime, ended: datetime,
+                  utterances: list[Utterance], prompt: str, cipher: Cipher | None = None) -> None:
+    """Append one window to the session transcript file (blocking: call it in a thread);
+    encrypted like the journal when ``cipher`` is given."""
+    body = render_transcript(utterances) or "(nothing said)"
+    text = (f"## window {window}  {started:%Y-%m-%d %H:%M:%S} – {ended:%H:%M:%S}\n{body}\n"
+            f"next prompt: {prompt}\n\n")
+    TranscriptFile(path, cipher).append(text)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from entropi.audio.jack import JackDummy
+from entropi.transports.jack import JackDummy
 
 
 @pytest.fixture(scope="session")

@@ -12,10 +12,10 @@ from dataclasses import asdict
 
 import numpy as np
 
-from entropi.audio import open_audio
-from entropi.audio.jack import JackDummy, jack_connect, jack_ports
 from entropi.config import AudioSection
-from entropi.constants import FRAME_SIZE
+from entropi.core.constants import FRAME_SIZE
+from entropi.transports.jack import JackDummy, jack_connect, jack_ports
+from entropi.transports.local import open_audio
 
 
 async def _loop() -> dict[str, object]:

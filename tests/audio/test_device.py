@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from entropi.audio import AudioIO, open_audio, write_wav
-from entropi.audio.jack import JackDummy, jack_connect, jack_ports
+from entropi.audio.wav import write_wav
 from entropi.config import AudioSection
-from entropi.constants import FRAME_SIZE
-from entropi.errors import DeviceError
+from entropi.core.constants import FRAME_SIZE
+from entropi.core.errors import DeviceError
+from entropi.transports.jack import JackDummy, jack_connect, jack_ports
+from entropi.transports.local import AudioIO, open_audio
 
 pytestmark = pytest.mark.timeout(60)
 

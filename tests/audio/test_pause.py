@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from entropi.audio import Cut, PauseDetector, read_wav
+from entropi.audio.wav import read_wav
 from entropi.config import WindowSection
-from entropi.constants import FRAME_SIZE, TEXT_EPAD, TEXT_PAD
+from entropi.conversation.pause import Cut, PauseDetector
+from entropi.core.constants import FRAME_SIZE, TEXT_EPAD, TEXT_PAD
 
 WORD = 1234  # any text id >= 4 is a word piece: the agent is speaking
 RNG = np.random.default_rng(0)

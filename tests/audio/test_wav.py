@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from entropi.audio import read_wav, write_wav
-from entropi.errors import InputError
-from entropi.resample import StreamResampler, resample
+from entropi.audio.resample import StreamResampler, resample
+from entropi.audio.wav import read_wav, write_wav
+from entropi.core.errors import InputError
 
 
 def _tone(rate: int, seconds: float, hz: float = 440.0, amp: float = 0.5) -> np.ndarray:

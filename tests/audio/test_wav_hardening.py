@@ -15,12 +15,12 @@ import wave
 import numpy as np
 import pytest
 
-from entropi.audio import open_audio, read_wav
-from entropi.audio.wav import WavStream, WavWriter
+from entropi.audio.resample import resample
+from entropi.audio.wav import WavStream, WavWriter, read_wav
 from entropi.config import AudioSection
-from entropi.constants import FRAME_SIZE
-from entropi.errors import InputError
-from entropi.resample import resample
+from entropi.core.constants import FRAME_SIZE
+from entropi.core.errors import InputError
+from entropi.transports.local import open_audio
 
 
 def _header(rate: int = 24_000, channels: int = 1, bits: int = 16, tag: int = 1,

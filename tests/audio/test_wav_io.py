@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from entropi.audio import open_audio, read_wav, write_wav
+from entropi.audio.wav import read_wav, write_wav
 from entropi.config import AudioSection
-from entropi.constants import FRAME_SIZE
-from entropi.errors import InputError
+from entropi.core.constants import FRAME_SIZE
+from entropi.core.errors import InputError
+from entropi.transports.local import open_audio
 
 
 def _input(tmp_path: Path, seconds: float = 1.1) -> tuple[Path, np.ndarray]:
@@ -51,7 +52,7 @@ def test_wav_only_runs_do_not_import_sounddevice(tmp_path: Path) -> None:
     code = (
         "import asyncio, sys\n"
         "from pathlib import Path\n"
-        "from entropi.audio import open_audio\n"
+        "from entropi.transports.local import open_audio\n"
         "from entropi.config import AudioSection\n"
         f"cfg = AudioSection(input='wav', input_wav=Path({str(src)!r}), output='wav', "
         f"output_wav=Path({str(tmp_path / 'o.wav')!r}), fast=True)\n"

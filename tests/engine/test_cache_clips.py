@@ -12,7 +12,7 @@ from pathlib import Path
 import sphn
 import yaml
 
-from entropi.audio.clip_cache import (
+from entropi.clips.cache import (
     SILENT_TAKE_DBFS,
     TakeInfo,
     cache_folder,
@@ -21,9 +21,9 @@ from entropi.audio.clip_cache import (
     read_meta,
     trim_take,
 )
+from entropi.clips.render import render_to_cache
 from entropi.config import load_config
 from entropi.engine.engine import load_engine
-from entropi.engine.render import render_to_cache
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:

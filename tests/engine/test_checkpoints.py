@@ -11,6 +11,7 @@ from moshi.models.lm import LMGen
 from moshi.models.loaders import get_moshi_lm
 from safetensors.torch import load_file, save_file
 
+from entropi.core.errors import ModelError
 from entropi.engine.checkpoints import (
     Checkpoint,
     build_kwargs,
@@ -20,7 +21,6 @@ from entropi.engine.checkpoints import (
 )
 from entropi.engine.model import load_mimi, load_models
 from entropi.engine.tiny import TINY_LM_KWARGS, TINY_MIMI_CONFIG, TinyPaths
-from entropi.errors import ModelError
 
 CUT = build_kwargs(TINY_LM_KWARGS)
 

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from entropi.config import parse_config
+from entropi.core.errors import InputError
 from entropi.engine import presets
-from entropi.errors import InputError
 
 
 def _archive(path: Path, members: dict[str, bytes]) -> Path:

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from entropi.constants import TEXT_PAD
+from entropi.core.constants import TEXT_PAD
+from entropi.core.errors import InputError
 from entropi.engine.engine import Engine, load_engine
 from entropi.engine.prompts import SILENCE_CODES, SINE_CODES
-from entropi.errors import InputError
 
 from .conftest import PROMPT
 from .helpers import fed_tokens, run_frames

@@ -7,9 +7,9 @@ import asyncio
 import numpy as np
 import pytest
 
+from entropi.core.errors import ModelError
 from entropi.engine import EngineWorker, FrameOut, PrimeStats, load_engine
 from entropi.engine.model import module_bytes, tensor_bytes
-from entropi.errors import ModelError
 
 from .conftest import PROMPT
 

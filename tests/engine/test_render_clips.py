@@ -5,15 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from entropi.audio import read_wav
-from entropi.audio.clip_cache import cache_folder, read_meta
 from entropi.audio.levels import active_dbfs
+from entropi.audio.wav import read_wav
+from entropi.clips.cache import cache_folder, read_meta
+from entropi.clips.lines import plan_line, plan_lines
+from entropi.clips.render import render_clips, render_to_cache
 from entropi.config import Config
-from entropi.constants import FRAME_SIZE, TEXT_SPECIAL_IDS
-from entropi.engine.clip_lines import plan_line, plan_lines
+from entropi.core.constants import FRAME_SIZE, TEXT_SPECIAL_IDS
+from entropi.core.errors import InputError
 from entropi.engine.engine import Engine, load_engine
-from entropi.engine.render import preserved_state, render_clips, render_take, render_to_cache
-from entropi.errors import InputError
+from entropi.engine.takes import preserved_state, render_take
 
 LINES = ["Let me think.", "One moment."]
 
@@ -42,7 +43,7 @@ def test_forced_tokens_drive_text_stream_and_depformer(engine: Engine, sampled_c
         lambda _m, args, _o: depformer_text.append(int(args[0].reshape(-1)[0])))
     try:
         with preserved_state(engine):
-            pcm, tokens = render_take(engine, plan, "You are Ada.", seed=5)
+            pcm, tokens = render_take(engine, plan.text, "You are Ada.", seed=5)
     finally:
         hook.remove()
     # The text stream shows each step's token one frame later: exactly the schedule.
@@ -80,7 +81,7 @@ def _conversation(engine: Engine, frames: int, render_at: int | None, cfg: Confi
     for i in range(frames):
         if i == render_at:  # sampling is on: a render that left the RNG moved would show
             with preserved_state(engine):
-                render_take(engine, plan_lines(engine.tokenizer, cfg.voice)[0], "Other.", 9)
+                render_take(engine, plan_lines(engine.tokenizer, cfg.voice)[0].text, "Other.", 9)
         out = engine.step((0.05 * rng.standard_normal(FRAME_SIZE)).astype(np.float32))
         tokens.append(out.token)
         audio.append(out.pcm)

@@ -9,6 +9,7 @@ import pytest
 import sphn
 import torch
 
+from entropi.core.errors import InputError
 from entropi.engine.engine import Engine, load_engine
 from entropi.engine.model import load_models
 from entropi.engine.voice import (
@@ -19,7 +20,6 @@ from entropi.engine.voice import (
     read_voice_wav,
     save_voice,
 )
-from entropi.errors import InputError
 
 from .conftest import PROMPT
 from .helpers import run_frames

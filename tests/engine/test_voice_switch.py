@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
+from entropi.core.errors import InputError
 from entropi.engine import engine as engine_mod
 from entropi.engine.engine import Engine, load_engine
 from entropi.engine.voice import save_voice
-from entropi.errors import InputError
 
 from .conftest import PROMPT
 from .helpers import run_frames
@@ -93,8 +93,8 @@ def test_voice_over_the_budget_is_refused_and_nothing_changes(engine: Engine,
 
 def test_a_callers_voice_plays_its_own_rendered_clips_or_the_bundled_ones(
         engine: Engine, voices: Path, tmp_path: Path) -> None:
-    from entropi.engine.render import render_to_cache, thinking_clips
-    from tests.daemon.conftest import ROOT
+    from entropi.clips.render import render_to_cache, thinking_clips
+    from tests.service.conftest import ROOT
 
     v = engine.cfg.voice.model_copy(update={
         "prompt_file": "other.wav", "render_clips": "auto", "thinking_lines": ["One moment."],

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from entropi.audio.signals import espeak
 from entropi.audio.wav import write_wav
-from entropi.constants import SAMPLE_RATE
-from entropi.hearing.signals import espeak
+from entropi.core.constants import SAMPLE_RATE
 
 # Sentences with planted facts, each followed by this many seconds of silence.
 PLANTED = [("My cat is called Pepper.", 1.5),

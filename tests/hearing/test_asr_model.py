@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from entropi.config import AsrSection
-from entropi.errors import ModelError
+from entropi.core.errors import ModelError
 from entropi.hearing.asr import memory_estimate_mb, model_dir
 
 

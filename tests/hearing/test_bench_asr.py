@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from entropi.bench.asr import word_errors, words
-from tests.foundation.test_cli import entropi
+from tests.commands.test_cli import entropi
 
 
 def test_word_error_count_and_normalisation():

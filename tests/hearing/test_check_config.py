@@ -6,7 +6,7 @@ import json
 
 import yaml
 
-from tests.foundation.test_cli import _with_real_files, entropi
+from tests.commands.test_cli import _with_real_files, entropi
 
 
 def test_check_config_shows_the_asr_model(tmp_path):

@@ -7,12 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from entropi.audio.echo import EchoCanceller
+from entropi.audio.signals import at_level, espeak, pink_noise
 from entropi.config import AudioSection
-from entropi.constants import FRAME_SIZE, SAMPLE_RATE
-from entropi.hearing.echo import EchoCanceller
-from entropi.hearing.signals import at_level, espeak, pink_noise
+from entropi.conversation.transcript import WindowTranscript
+from entropi.core.constants import FRAME_SIZE, SAMPLE_RATE
 from entropi.hearing.vad import SileroVad
-from entropi.transcript import WindowTranscript
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ async def test_audio_io_duplex_path_cancels_the_speaker(room):
     applied to what the callback really played: no user turn is found in the frames read
     back while only the agent talks (a stray 80 ms frame while the canceller converges is
     shorter than a turn)."""
-    from entropi.audio import AudioIO
+    from entropi.transports.local import AudioIO
 
     io = AudioIO(AudioSection(input="device", output="device", queue_frames=256),
                  input_device=0, output_device=0)

@@ -7,12 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from entropi.audio import open_audio
-from entropi.audio.jack import JackDummy, jack_connect, jack_ports
 from entropi.audio.levels import rms_dbfs
+from entropi.audio.signals import at_level, espeak
 from entropi.config import AudioSection
-from entropi.constants import FRAME_SIZE
-from entropi.hearing.signals import at_level, espeak
+from entropi.core.constants import FRAME_SIZE
+from entropi.transports.jack import JackDummy, jack_connect, jack_ports
+from entropi.transports.local import open_audio
 from tests.audio.conftest import jack  # noqa: F401  (the session's JACK dummy server)
 
 pytestmark = pytest.mark.timeout(60)

@@ -7,15 +7,11 @@ import pytest
 import torch
 
 from entropi.config import AsrSection, ModelSection
-from entropi.constants import FRAME_SIZE
+from entropi.core.constants import FRAME_SIZE
+from entropi.core.errors import ModelError
 from entropi.engine.engine import load_engine
-from entropi.errors import ModelError
-from entropi.hearing.kyutai import (
-    STT_CODEBOOKS,
-    TINY_STT_DELAY,
-    encode_codebooks,
-    open_kyutai,
-)
+from entropi.engine.stt import STT_CODEBOOKS, TINY_STT_DELAY, encode_codebooks
+from entropi.hearing.kyutai import open_kyutai
 from tests.engine.conftest import (  # noqa: F401 (fixtures)
     cache_dir,
     make_config,

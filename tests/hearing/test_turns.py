@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 
 from entropi.config import Config
-from entropi.constants import FRAME_SIZE
-from entropi.hearing.privacy import words_for_llm
+from entropi.conversation.egress import words_for_llm
+from entropi.conversation.transcript import WindowTranscript
+from entropi.core.constants import FRAME_SIZE
 from entropi.hearing.turns import TurnTranscriber, settle
-from entropi.llm import Utterance
-from entropi.transcript import WindowTranscript, render
+from entropi.text.utterance import Utterance
+from entropi.text.utterance import render_transcript as render
 
 LOUD = np.full(FRAME_SIZE, 0.1, np.float32)
 QUIET = np.zeros(FRAME_SIZE, np.float32)

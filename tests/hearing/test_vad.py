@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from entropi.audio import PauseDetector
+from entropi.audio.signals import at_level, espeak, pink_noise
 from entropi.config import WindowSection
-from entropi.constants import FRAME_SECONDS, FRAME_SIZE, TEXT_PAD
-from entropi.hearing.signals import at_level, espeak, pink_noise
+from entropi.conversation.pause import PauseDetector
+from entropi.core.constants import FRAME_SECONDS, FRAME_SIZE, TEXT_PAD
 from entropi.hearing.vad import LAG_FRAMES, EnergyVad, SileroVad
 
 GAP_S = 1.5

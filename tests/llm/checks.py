@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import unicodedata
 
+from entropi.compaction.budget import wrap
+from entropi.compaction.compactor import CompactionResult
 from entropi.config import Config
-from entropi.llm import CompactionResult
-from entropi.llm.budget import wrap
-from entropi.tokenizer import TextTokenizer
+from entropi.text.tokenizer import TextTokenizer
 
 _UNSPEAKABLE = set("*#`<>[]{}|_~\"\u201c\u201d\n\t")
 

@@ -13,7 +13,7 @@ import yaml
 
 from entropi.config import Config, EmbeddedLLM, parse_config
 from entropi.llm.embedded import EmbeddedServer
-from entropi.tokenizer import TextTokenizer, train_tiny_tokenizer
+from entropi.text.tokenizer import TextTokenizer, train_tiny_tokenizer
 from tests.llm.fake_openai import FakeOpenAI
 
 BUDGET = 160  # tiny tokenizer (byte fallback): the default persona alone is 51 wrapped tokens

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from entropi.cli import main
-from entropi.llm.budget import wrap
-from entropi.tokenizer import TextTokenizer
+from entropi.compaction.budget import wrap
+from entropi.text.tokenizer import TextTokenizer
 
 TRANSCRIPT = """user: I adopted a cat named Miso last week.
 agent: Miso is a lovely name! How old is she?

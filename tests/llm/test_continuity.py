@@ -8,11 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from entropi.llm import ChatClient, Compactor, Utterance, parse_transcript
-from entropi.llm.facts import Said
-from entropi.llm.gates import name_reason, text_reason
-from entropi.llm.ledger import Ledger, LedgerStore
-from entropi.llm.structured import RESPONSE_FORMAT, SCHEMA, Vetter
+from entropi.compaction.compactor import Compactor
+from entropi.compaction.structured import RESPONSE_FORMAT, SCHEMA, Vetter
+from entropi.llm.client import ChatClient
+from entropi.memory.ledger import Ledger, LedgerStore
+from entropi.text.gates import name_reason, text_reason
+from entropi.text.said import Said
+from entropi.text.utterance import Utterance, parse_transcript
 from tests.llm.checks import assert_valid_prompt
 from tests.llm.fake_openai import json_reply
 
@@ -110,7 +112,7 @@ async def test_ten_thousand_word_window_is_trimmed_not_refused(make_cfg, llama_s
 
 
 def test_one_huge_turn_keeps_its_end() -> None:
-    from entropi.llm.compactor import fit_turns
+    from entropi.compaction.compactor import fit_turns
 
     lines, dropped = fit_turns(["old", "x " * 20_000 + "the end"], 200)
     assert dropped == 1 and lines[0].endswith("the end") and len(lines[0]) < 700

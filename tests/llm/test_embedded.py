@@ -7,9 +7,10 @@ import pytest
 import structlog
 
 from entropi.config import EmbeddedLLM
-from entropi.errors import ConfigError
-from entropi.llm import open_llm, parse_transcript
+from entropi.core.errors import ConfigError
 from entropi.llm.embedded import EmbeddedServer, default_gguf
+from entropi.llm.session import open_llm
+from entropi.text.utterance import parse_transcript
 
 pytestmark = pytest.mark.llm
 session_loop = pytest.mark.asyncio(loop_scope="session")

@@ -10,9 +10,11 @@ import random
 import pytest
 import structlog
 
-from entropi.errors import LLMError
-from entropi.llm import ChatClient, ChatError, Compactor, Utterance, parse_transcript
-from entropi.llm.fallback import RECENT
+from entropi.compaction.compactor import Compactor
+from entropi.compaction.fallback import RECENT
+from entropi.core.errors import LLMError
+from entropi.llm.client import ChatClient, ChatError
+from entropi.text.utterance import Utterance, parse_transcript
 from tests.llm.checks import assert_valid_prompt
 from tests.llm.conftest import API_KEY
 from tests.llm.fake_openai import Reply, json_reply, sse_text

@@ -10,8 +10,9 @@ import tracemalloc
 import pytest
 import structlog
 
-from entropi.llm import ChatClient, ChatError, Compactor
-from entropi.llm import compactor as compactor_module
+from entropi.compaction import compactor as compactor_module
+from entropi.compaction.compactor import Compactor
+from entropi.llm.client import ChatClient, ChatError
 from tests.llm.checks import assert_valid_prompt
 from tests.llm.fake_openai import Reply, sse_cut, sse_text
 from tests.llm.test_faults import DEADLINE, SUMMARY, TALK, _cfg, _compact, _events

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from entropi.llm import ChatClient, ChatError
-from entropi.logs import configure_logging, get_logger, redact
+from entropi.core.logs import configure_logging, get_logger, redact
+from entropi.llm.client import ChatClient, ChatError
 from tests.llm.conftest import API_KEY
 from tests.llm.fake_openai import Reply
 

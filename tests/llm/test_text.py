@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from entropi.errors import ConfigError, InputError
-from entropi.llm import Compactor, Utterance, parse_transcript
-from entropi.llm.budget import PromptBudget, wrap
-from entropi.llm.directive import parse_directive
-from entropi.llm.fallback import EARLIER, RECENT
-from entropi.llm.speakable import garbage_reason, make_speakable
-from entropi.llm.transcript import load_transcript
+from entropi.compaction.budget import PromptBudget, wrap
+from entropi.compaction.compactor import Compactor
+from entropi.compaction.fallback import EARLIER, RECENT
+from entropi.core.errors import ConfigError, InputError
+from entropi.text.json_answer import parse_directive
+from entropi.text.speakable import garbage_reason, make_speakable
+from entropi.text.utterance import Utterance, load_transcript, parse_transcript
 from tests.llm.checks import assert_valid_prompt
 
 CHATTY = (

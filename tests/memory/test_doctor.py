@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from entropi.cli import main
-from entropi.llm.facts import Said
-from entropi.llm.ledger import Ledger, LedgerStore, ledger_path
 from entropi.memory.journal import Journal
+from entropi.memory.ledger import Ledger, LedgerStore, ledger_path
 from entropi.memory.profile import Person, PersonaProfile, ProfileStore
+from entropi.text.said import Said
 
 from .helpers import T0, later, make_entry
 

@@ -10,11 +10,12 @@ import sys
 import pytest
 from cryptography.fernet import Fernet
 
-from entropi.errors import ConfigError, MemoryFileError
-from entropi.memory import MemoryService, WindowRecord
-from entropi.memory.crypto import cipher_from_env
+from entropi.core.crypto import cipher_from_env
+from entropi.core.errors import ConfigError, MemoryFileError
 from entropi.memory.journal import Journal
 from entropi.memory.profile import ProfileStore
+from entropi.memory.record import WindowRecord
+from entropi.memory.service import MemoryService
 
 from .helpers import later, make_entry, memory_cfg
 from .test_journal_files import ROOT, WRITER

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from entropi.errors import MemoryFileError
+from entropi.core.errors import MemoryFileError
 from entropi.memory.journal import Journal, read_all_entries
 
 from .helpers import later, make_entry

@@ -86,7 +86,7 @@ def test_forget_person_everywhere(setup):
 
 
 def test_encrypted_journal_needs_the_key(tmp_path):
-    from entropi.memory.crypto import cipher_from_env
+    from entropi.core.crypto import cipher_from_env
 
     key = entropi("memory", "keygen").stdout.strip()
     config = tmp_path / "enc.yaml"

@@ -8,7 +8,7 @@ import stat
 import pytest
 from pydantic import ValidationError
 
-from entropi.errors import MemoryFileError
+from entropi.core.errors import MemoryFileError
 from entropi.memory import profile as P
 from entropi.memory.profile import PersonaProfile, ProfileStore, ProfileUpdate, merge
 

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from entropi.errors import MemoryFileError
-from entropi.memory import MemoryService, WindowRecord
+from entropi.core.errors import MemoryFileError
 from entropi.memory.journal import Journal
-from entropi.memory.service import approx_tokens
+from entropi.memory.record import WindowRecord
+from entropi.memory.service import MemoryService, approx_tokens
 
 from .helpers import later, memory_cfg
 

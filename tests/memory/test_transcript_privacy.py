@@ -13,14 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from entropi.llm import Utterance
-from entropi.memory.crypto import cipher_from_env, new_key
-from entropi.memory.fsutil import ensure_private_dir
+from entropi.core.crypto import cipher_from_env, new_key
+from entropi.core.files import ensure_private_dir, write_private
 from entropi.memory.profile import ProfileStore, ProfileUpdate, merge
-from entropi.memory.transcript_file import TranscriptFile
-from entropi.private_files import write_private
-from entropi.status import write_status
-from entropi.transcript import append_window
+from entropi.memory.transcript_file import TranscriptFile, append_window
+from entropi.service.status import write_status
+from entropi.text.utterance import Utterance
 
 ROOT = Path(__file__).resolve().parents[2]
 JAN, MAR = datetime(2026, 1, 5, 10, 0, tzinfo=UTC), datetime(2026, 3, 9, 18, 30, tzinfo=UTC)

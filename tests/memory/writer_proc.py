@@ -10,7 +10,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from entropi.memory.crypto import cipher_from_env
+from entropi.core.crypto import cipher_from_env
 from entropi.memory.entry import JournalEntry, new_entry_id
 from entropi.memory.journal import Journal
 

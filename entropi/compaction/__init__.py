@@ -1,0 +1,3 @@
+"""L3 compaction: the compactor, its structured request, the facts extractor, the prompt
+template and token shares, the offline fallback summary.
+"""

@@ -1,0 +1,48 @@
+"""The PersonaPlex system prompt, rendered by entropi from a fixed template (never by the LLM).
+
+    {persona core} Open promises: … What you know: … So far: … You remember: …
+
+Priority and share of the spare tokens, in that order: commitments due soon, facts touched
+recently, the rolling summary, retrieved memories (see ``assemble_shares``). Ledger lines are
+verbatim; the summary and memories are made speakable and deduplicated against the ledger.
+"""
+
+from __future__ import annotations
+
+from entropi.compaction.budget import Part, PromptBudget, assemble_shares
+from entropi.memory.ledger import Ledger, render_items
+from entropi.text.gates import content_words
+from entropi.text.speakable import make_speakable, sentences
+
+PROMISES = "Open promises:"
+KNOWN = "What you know:"
+SO_FAR = "So far:"
+MEMORIES = "You remember:"
+SECTION_LEADS = (PROMISES, KNOWN, SO_FAR, MEMORIES)
+SHARES = {PROMISES: 0.25, KNOWN: 0.4, SO_FAR: 0.2, MEMORIES: 0.15}
+
+
+def _novel(items: list[str], known: list[set[str]]) -> list[str]:
+    """Items not already said by a higher section (retrieval returns ledger facts too)."""
+    out = []
+    for item in items:
+        words = {w for w in content_words(item) if not w[0].isdigit()}  # dates of memories
+        if len(words) >= 3 and any(len(words & k) >= 0.7 * len(words) for k in known):
+            continue
+        known.append(words)
+        out.append(item)
+    return out
+
+
+def render_prompt(budget: PromptBudget, ledger: Ledger, summary: str, memories: str) -> str:
+    promises = render_items(ledger.commitments())
+    facts = render_items(ledger.facts())
+    known = [content_words(x) for x in promises + facts]
+    summary_items = _novel(sentences(make_speakable(summary)) if summary.strip() else [], known)
+    # Retrieval cuts its last line to its own budget ("…"): a half memory misleads.
+    memory_items = _novel([make_speakable(line) for line in memories.splitlines()
+                           if line.strip() and not line.rstrip().endswith(("…", "..."))], known)
+    parts = [Part(PROMISES, promises, SHARES[PROMISES]), Part(KNOWN, facts, SHARES[KNOWN]),
+             Part(SO_FAR, summary_items, SHARES[SO_FAR]),
+             Part(MEMORIES, memory_items, SHARES[MEMORIES])]
+    return assemble_shares(budget, parts)

@@ -1,0 +1,4 @@
+"""L0 core: constants, errors, logs, private files (one atomic write), crypto, percentiles.
+
+Nothing here imports another entropi package.
+"""

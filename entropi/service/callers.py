@@ -1,0 +1,127 @@
+"""The daemon's life with remote callers: wait, converse, flush, wait for the next one.
+
+Each call gets a fresh conversation (its own compactor, memory session and controller) on
+the one loaded engine and LLM. The handshake goes out only once the persona is primed. While
+nobody is connected, or while a connected caller sends nothing, a timer keeps systemd's
+watchdog fed; a controller stuck with audio waiting for it still starves the watchdog.
+
+A caller's ``voice_prompt`` switches the engine's voice snapshot before priming (the engine
+keeps a few recent ones, so a returning voice costs nothing); a call without it gets the
+configured voice back. The thinking clips follow the voice: that voice's rendered clips when
+``entropi cache-clips --voice NAME`` made current ones, else the bundled recorded clips (never
+rendered while a caller waits: that takes as long as speaking every line).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+from entropi.core.errors import ConfigError, InputError
+from entropi.core.logs import get_logger
+from entropi.transports.websocket.feed import LiveFeed
+from entropi.transports.websocket.server import ChatServer
+
+if TYPE_CHECKING:
+    from entropi.service.daemon import Daemon
+    from entropi.transports.websocket.transport import WebSocketTransport
+
+log = get_logger(__name__)
+
+_PING_SECONDS = 1.0
+
+
+async def serve_callers(daemon: Daemon, worker: Any, client: Any, clips: Any,
+                        deadline: float) -> None:
+    cfg = daemon.cfg
+    daemon.feed = LiveFeed()
+    server = ChatServer(cfg, daemon.feed, status=daemon.live_status)
+    await server.start()
+    daemon.notifier.ready(status=f"waiting for a caller on port {server.port}")
+    call: WebSocketTransport | None = None
+
+    def idle() -> bool:
+        return call is None or call.waiting_for_input
+
+    pinger = asyncio.create_task(_watchdog(daemon, idle), name="watchdog-pinger")
+    conversations = 0
+    voice_clips: dict[str, tuple[Any, float]] = {cfg.voice.prompt_file: (clips, deadline)}
+    try:
+        while not daemon.stop_requested.is_set():
+            daemon.set_state("waiting", port=server.port, conversations=conversations)
+            call = await _next_call(server, daemon.stop_requested)
+            if call is None:
+                break
+            call_cfg = call.request.config(cfg)
+            try:
+                call_clips, call_deadline = await _use_voice(worker, call_cfg, voice_clips)
+            except (InputError, ConfigError) as exc:
+                server.refused += 1
+                log.warning("call_refused", remote=call.remote, reason=str(exc))
+                # Name the voice as the caller did, not by its path on this machine.
+                call.refuse("voice_prompt: " + str(exc).replace(str(call_cfg.voice.prompt_path),
+                                                                repr(call_cfg.voice.prompt_file)))
+                await call.close()
+                call = None
+                server.release()
+                continue
+            conversations += 1
+            daemon.set_state("priming", conversation=conversations, remote=call.remote,
+                             window=0)
+            daemon.on_live = call.go_live
+            try:
+                await daemon.converse(call_cfg, worker, client, call_clips, call_deadline,
+                                     call)
+            finally:
+                daemon.on_live = None
+                daemon.calls.append({"added_ms": list(call.added_ms),
+                                     "wait_ms": list(call.wait_ms),
+                                     "send_ms": list(call.send_ms),
+                                     "step_ms": list(call.step_ms),
+                                     "dropped_in": call.stats().dropped_in, **call.counts})
+                log.info("conversation_over", conversation=conversations, reason=call.end_reason,
+                         windows=daemon.summary.get("windows"))
+                daemon.publish("call_ended", conversation=conversations,
+                               reason=call.end_reason)
+                call = None
+                server.release()
+        if daemon.summary:  # the last conversation's summary, and how many there were
+            daemon.summary["conversations"] = conversations
+    finally:
+        pinger.cancel()
+        await server.stop()
+
+
+async def _use_voice(worker: Any, cfg: Any,
+                     voice_clips: dict[str, tuple[Any, float]]) -> tuple[Any, float]:
+    """Prime the call's voice (on the engine's thread) and pick its thinking clips."""
+    from entropi.clips.render import thinking_clips
+
+    await worker.use_voice(cfg.voice.prompt_path)
+    name = cfg.voice.prompt_file
+    if name not in voice_clips:
+        clips = await worker.call(thinking_clips, worker.engine, cfg, False)
+        voice_clips[name] = (clips, cfg.secondary_model.deadline_seconds
+                             or clips.longest_seconds + 1.0)
+    return voice_clips[name]
+
+
+async def _next_call(server: ChatServer, stop: asyncio.Event) -> WebSocketTransport | None:
+    getter = asyncio.ensure_future(server.next_call())
+    stopper = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if getter.done():
+        return getter.result()
+    getter.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await getter
+    return None
+
+
+async def _watchdog(daemon: Daemon, idle) -> None:
+    while True:
+        await asyncio.sleep(_PING_SECONDS)
+        if idle():
+            daemon.notifier.watchdog()

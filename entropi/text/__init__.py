@@ -1,0 +1,3 @@
+"""L1 pure text: utterances, speakable text, sentence split, text gates, JSON answers, the
+tokenizer.
+"""

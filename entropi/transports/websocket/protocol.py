@@ -1,0 +1,133 @@
+"""moshi's websocket protocol: message kinds and the checks on a caller's request.
+
+Every message is binary; its first byte is the kind. Audio (kind 1) is Ogg Opus at 24 kHz,
+one page per 80 ms frame. Text pieces (kind 2) are UTF-8. The handshake (kind 0) goes out
+only after the persona is primed; an error (kind 5) is followed by closing the socket.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from entropi.config import Config
+from entropi.core.errors import ConfigError
+
+HANDSHAKE = 0
+AUDIO = 1
+TEXT = 2
+CONTROL = 3
+METADATA = 4
+ERROR = 5
+PING = 6
+KNOWN_KINDS = {HANDSHAKE, AUDIO, TEXT, CONTROL, METADATA, ERROR, PING}
+
+OGG_MAGIC = b"OggS"
+# Query parameters Kyutai's and PersonaPlex's web UIs send; logged by name, never applied.
+SAMPLING_PARAMS = ("text_temperature", "text_topk", "audio_temperature", "audio_topk",
+                   "pad_mult", "repetition_penalty", "repetition_penalty_context", "seed",
+                   "text_seed", "audio_seed", "worker_auth_id", "email")
+
+
+def message(kind: int, payload: bytes = b"") -> bytes:
+    return bytes([kind]) + payload
+
+
+def error_message(text: str) -> bytes:
+    return message(ERROR, text.encode())
+
+
+class Refused(Exception):
+    """A request the server answers with kind 5 and a close; ``str`` is the reason sent."""
+
+
+@dataclass(frozen=True)
+class CallRequest:
+    """What a caller asked for in the query string, after checking."""
+
+    text_prompt: str | None = None
+    ignored: tuple[str, ...] = ()
+    voice: Path | None = None  # a file found by listing the voices folder; None: the configured
+
+    def config(self, cfg: Config) -> Config:
+        """The config for this conversation: the caller's persona text as the first prompt,
+        the caller's voice as ``voice.prompt_file`` (the thinking clips are looked up by it)."""
+        update: dict = {}
+        if self.text_prompt is not None:
+            update["conversation"] = cfg.conversation.model_copy(
+                update={"initial_prompt": self.text_prompt})
+        if self.voice is not None:
+            update["voice"] = cfg.voice.model_copy(update={"prompt_file": self.voice.name})
+        return cfg.model_copy(update=update) if update else cfg
+
+
+def check_request(query: Mapping[str, str], cfg: Config) -> CallRequest:
+    """Validate PersonaPlex's query params; raise :class:`Refused` with the reason."""
+    name = query.get("voice_prompt")
+    voice = find_voice(name, cfg.voice.prompt_dir) if name else None
+    ignored = [k for k in query if k in SAMPLING_PARAMS]
+    text = query.get("text_prompt")
+    if text is not None and not cfg.server.allow_text_prompt:
+        ignored.append("text_prompt")
+        text = None
+    if text is not None:
+        text = text.strip()
+        if not text or len(text) > cfg.server.max_text_prompt_chars:
+            raise Refused(f"text_prompt must be 1 to {cfg.server.max_text_prompt_chars} "
+                          "characters")
+    return CallRequest(text_prompt=text, ignored=tuple(ignored), voice=voice)
+
+
+VOICE_SUFFIXES = (".pt", ".wav", ".flac", ".ogg", ".mp3")  # presets, .voice.pt caches, audio
+
+
+def find_voice(name: str, voices: Path) -> Path:
+    """The voice file called exactly ``name`` in the voices folder, found by listing it: the
+    caller's text is compared with file names, never joined to a path (no traversal)."""
+    if (len(name) > 128 or "/" in name or "\\" in name or name.startswith(".")
+            or "\x00" in name or Path(name).is_absolute()):
+        raise Refused("voice_prompt must be the name of a voice in the voices folder")
+    try:
+        found = [p for p in voices.iterdir() if p.name == name]
+    except OSError:
+        found = []
+    if not found or not found[0].is_file() or not name.lower().endswith(VOICE_SUFFIXES):
+        raise Refused(f"voice_prompt: no voice named {name!r}")
+    return found[0]
+
+
+# --------------------------------------------------------------------------- access
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def server_token(cfg: Config, env: Mapping[str, str] | None = None) -> str | None:
+    """The access token from the environment; refuse a non-loopback bind without one."""
+    env = os.environ if env is None else env
+    token = env.get(cfg.server.token_env) or None
+    if token is None and not is_loopback(cfg.server.host):
+        raise ConfigError(f"server.host: {cfg.server.host} is reachable from other machines; "
+                          f"set a token in ${cfg.server.token_env} or bind 127.0.0.1")
+    return token
+
+
+def token_ok(expected: str | None, query: Mapping[str, str], headers: Mapping[str, str]) -> bool:
+    """Compare in constant time; the token comes as ?token=, a Bearer header or X-Entropi-Token."""
+    if expected is None:
+        return True
+    given = query.get("token") or headers.get("X-Entropi-Token") or ""
+    auth = headers.get("Authorization", "")
+    if not given and auth.startswith("Bearer "):
+        given = auth[len("Bearer "):]
+    return hmac.compare_digest(given.encode(), expected.encode())
