@@ -168,7 +168,8 @@ def test_the_scan_finds_what_the_project_really_calls():
     called = _all_called()
     for prog, where in [("sox", "tests/audio/conftest.py"),
                         ("espeak-ng", "tests/audio/conftest.py"),
-                        ("jack_lsp", "entropi/transports/jack.py"), ("jackd", "entropi/transports/jack.py"),
+                        ("jack_lsp", "entropi/transports/jack.py"),
+                        ("jackd", "entropi/transports/jack.py"),
                         ("soxi", "scripts/make_demo_audio.sh"),
                         ("systemd-analyze", "scripts/install-service.sh"),
                         ("systemctl", "scripts/install-service.sh")]:
