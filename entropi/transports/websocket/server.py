@@ -1,7 +1,8 @@
 """ChatServer: moshi's ``/api/chat`` for one caller at a time, the web page and its feed.
 
 Routes: ``GET /api/chat`` (websocket, moshi's protocol), ``GET /`` (entropi's page),
-``/static/*``, ``GET /api/status`` (JSON) and ``GET /api/events`` (server-sent events).
+``/static/*``, ``GET /api/status`` (JSON), ``GET /api/voices`` (the names a caller may pass
+as ``voice_prompt``) and ``GET /api/events`` (server-sent events).
 Every ``/api/`` route checks the token when one is set. The daemon takes callers with ``next_call``
 and frees the line with ``release`` once the conversation is flushed to memory.
 """
@@ -12,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +32,19 @@ STATIC = Path(__file__).parent / "static"
 
 
 class ChatServer:
-    def __init__(self, cfg: Config, feed: LiveFeed, status: Callable[[], dict[str, Any]]) -> None:
+    def __init__(self, cfg: Config, feed: LiveFeed, status: Callable[[], dict[str, Any]],
+                 voice_dirs: Sequence[Path] | None = None) -> None:
         self.cfg = cfg
         self.feed = feed
+        # Where voice_prompt names are looked up: the user's voices, then PersonaPlex's presets.
+        self.voice_dirs = tuple(voice_dirs or (cfg.voice.prompt_dir,))
         self._status = status
         self._token = p.server_token(cfg)  # refuses a non-loopback bind without one
         self._calls: asyncio.Queue[WebSocketTransport] = asyncio.Queue(maxsize=1)
         self._busy = False
         self._runner: web.AppRunner | None = None
         self.port = cfg.server.port
+        self.url = ""  # the page's address, once listening
         self.refused = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -47,7 +52,8 @@ class ChatServer:
     async def start(self) -> None:
         app = web.Application(middlewares=[self._auth])
         app.add_routes([web.get("/api/chat", self._chat), web.get("/api/status", self._api_status),
-                        web.get("/api/events", self._events), web.get("/", self._index),
+                        web.get("/api/voices", self._voices), web.get("/api/events", self._events),
+                        web.get("/", self._index),
                         web.static("/static", STATIC)])
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
@@ -63,8 +69,9 @@ class ChatServer:
         if sockets:
             self.port = sockets[0].getsockname()[1]
         scheme = "https" if self.cfg.server.tls_cert else "http"
-        log.info("server_listening", url=f"{scheme}://{self.cfg.server.host}:{self.port}/",
-                 token=self._token is not None)
+        host = self.cfg.server.host
+        self.url = f"{scheme}://{f'[{host}]' if ':' in host else host}:{self.port}/"
+        log.info("server_listening", url=self.url, token=self._token is not None)
 
     def _tls(self) -> ssl.SSLContext | None:
         s = self.cfg.server
@@ -109,7 +116,7 @@ class ChatServer:
         try:
             if self._busy:
                 raise p.Refused("busy: another conversation is in progress")
-            req = p.check_request(request.query, self.cfg)
+            req = p.check_request(request.query, self.cfg, self.voice_dirs)
         except p.Refused as exc:
             self.refused += 1
             log.warning("call_refused", remote=remote, reason=str(exc))
@@ -138,6 +145,13 @@ class ChatServer:
 
     async def _api_status(self, request: web.Request) -> web.Response:
         return web.json_response(self._status())
+
+    async def _voices(self, request: web.Request) -> web.Response:
+        preset = set(self.voice_dirs[1:])
+        return web.json_response({
+            "default": self.cfg.voice.prompt_file,
+            "voices": [{"name": name, "preset": path.parent in preset}
+                       for name, path in p.list_voices(self.voice_dirs)]})
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
