@@ -72,7 +72,7 @@ def test_check_config_json_masks_secrets(tmp_path):
     data = json.loads(proc.stdout)
     assert data["config"]["secondary_model"]["api_key"] == "********"
     assert data["config"]["model"]["hf_token"] == "********"
-    assert data["budget"]["needed"] == 687 and data["budget"]["fits"] is True
+    assert data["budget"]["needed"] == 125 + 12 + 300 + 400 and data["budget"]["fits"] is True
     assert set(data["vram_estimate_gb"]) == {"none", "int8", "int4", "fp8"}
     assert data["vram_estimate_gb"]["int4"]["total_gb"] < data["vram_estimate_gb"]["int8"][
         "total_gb"] < data["vram_estimate_gb"]["none"]["total_gb"]
