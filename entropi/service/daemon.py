@@ -191,11 +191,19 @@ class Daemon:
     # ------------------------------------------------------------------ lifecycle
 
     async def serve(self) -> int:
-        from entropi.engine import EngineWorker  # torch loads here, not at import
-
         cfg = self.cfg
         lock = _run_lock(cfg)  # before anything loads: a second daemon stops here
         try:
+            if cfg.audio.input == "discord":  # a missing token fails now, not after the model
+                from entropi.transports.discord import require_token
+
+                require_token(cfg)
+            # Every up-front refusal stays one line; now the first line a person sees, before
+            # torch is even imported (seconds on a cold disk).
+            narrate(f"loading {model_label(cfg)} on {cfg.runtime.device} (a first start "
+                    "downloads it; `entropi fetch` does that ahead)…")
+            from entropi.engine import EngineWorker  # torch loads here, not at import
+
             return await self._serve(EngineWorker)
         finally:
             if lock is not None:
@@ -217,13 +225,7 @@ class Daemon:
 
     async def _load_and_converse(self, engine_worker: Any, t_start: float) -> int:
         cfg = self.cfg
-        if cfg.audio.input == "discord":  # a missing token fails now, not after the model
-            from entropi.transports.discord import require_token
-
-            require_token(cfg)
         self.notifier.status("loading model")
-        narrate(f"loading {model_label(cfg)} on {cfg.runtime.device} (a first start downloads "
-                "it; `entropi fetch` does that ahead)…")
         # The recogniser first: a bad asr.model is one clear line before the big model loads.
         transcriber = await asyncio.to_thread(open_transcriber, cfg.asr, cfg.model)
         self._asr = (TurnTranscriber(transcriber, cfg.asr.turn_timeout_seconds)
