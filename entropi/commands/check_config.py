@@ -53,19 +53,19 @@ def has_nvidia_gpu() -> bool:
 def first_day_warnings(cfg: Config, config_path: Path) -> list[str]:
     """What would surprise an operator at the first start: the CPU, the gated model without a
     token, gigabytes still to download (the service's start timeout runs meanwhile)."""
-    from entropi.commands.fetch import missing_gb, plan
+    from entropi.commands.fetch import download_gb, plan
 
     out = []
     if cfg.runtime.device == "auto" and cfg.model.source != "tiny" and not has_nvidia_gpu():
         out.append("warning: runtime.device: auto → cpu (no NVIDIA GPU found); PersonaPlex 7B "
                    "on a CPU is far slower than real time")
-    items = plan(cfg)
-    gated = [i for i in items if i.name.startswith(f"{cfg.model.hf_repo}/")]
-    if cfg.model.hf_token is None and any(not i.cached() for i in gated) and not _hub_token():
+    missing = [i for i in plan(cfg) if not i.cached()]  # the cache only, no network
+    gated = any(i.name.startswith(f"{cfg.model.hf_repo}/") for i in missing)
+    if gated and cfg.model.hf_token is None and not _hub_token():
         out.append(f"warning: HF_TOKEN not set: {cfg.model.hf_repo} is gated; accept its "
                    "licence on Hugging Face and export HF_TOKEN (the service reads "
                    "/etc/entropi/entropi.env)")
-    gb, unknown = missing_gb(items)
+    gb, unknown = download_gb(missing)
     if gb or unknown:
         more = f" and {unknown} of unknown size" if unknown else ""
         out.append(f"warning: not cached: {gb:.1f} GB to download{more} at the first start; "

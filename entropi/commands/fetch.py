@@ -73,10 +73,9 @@ def plan(cfg: Config) -> list[Download]:
     return [*_checkpoint(cfg), *_gguf(cfg), *_asr(cfg)]
 
 
-def missing_gb(items: list[Download]) -> tuple[float, int]:
-    """(GB still to download, how many of those have no known size)."""
-    todo = [i for i in items if not i.cached()]
-    return (sum(i.approx_gb or 0.0 for i in todo), sum(i.approx_gb is None for i in todo))
+def download_gb(items: list[Download]) -> tuple[float, int]:
+    """(GB these downloads take, how many of them have no known size)."""
+    return (sum(i.approx_gb or 0.0 for i in items), sum(i.approx_gb is None for i in items))
 
 
 def _hub_cached(repo: str, filename: str, cache_dir: Path | None = None) -> Callable[[], bool]:
