@@ -16,6 +16,7 @@ from pathlib import Path
 
 from entropi.config import Config
 from entropi.core.errors import ConfigError, InputError, ModelError
+from entropi.transports.websocket.protocol import Access
 
 _AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 
@@ -29,6 +30,8 @@ def preflight(cfg: Config, summary_json: Path | None = None) -> None:
     _check_audio(cfg)
     _check_outputs(cfg, summary_json)
     _check_llm_key(cfg)
+    if cfg.audio.input == "websocket":
+        Access.load(cfg)  # a non-loopback bind without a token, a bad tokens file
     if cfg.memory.encryption_key_env:
         from entropi.core.crypto import cipher_from_env
 
