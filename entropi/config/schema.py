@@ -48,6 +48,16 @@ def check_user_id(value: str) -> str:
 
 UserId = Annotated[str, AfterValidator(check_user_id)]
 
+
+def _token_var(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise ValueError("keys are the names of environment variables holding the tokens; "
+                         "put tokens themselves in server.tokens_file")
+    return value
+
+
+TokenVar = Annotated[str, AfterValidator(_token_var)]
+
 # SentencePiece's longest piece is 16 characters and NFKC can merge two characters into one:
 # a prompt with more than 32 visible characters per budget token cannot fit, and saying so
 # needs no tokenizer (a 50 MB persona must not be tokenised to be refused).
@@ -357,7 +367,7 @@ class ServerSection(Section):
     token_env: EnvName = "ENTROPI_SERVER_TOKEN"
     # One memory per person: the variable holding a caller's token -> their user id, and/or
     # a private file of "token user_id" lines. Empty: one user, files where memory.* says.
-    tokens: dict[EnvName, UserId] = Field(default_factory=dict)
+    tokens: dict[TokenVar, UserId] = Field(default_factory=dict)
     tokens_file: ConfigPath | None = None
     allow_text_prompt: bool = False
     max_text_prompt_chars: int = Field(2000, ge=1, le=20000)

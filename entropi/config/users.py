@@ -40,8 +40,10 @@ def user_home(cfg: Config, user_id: str) -> Path:
 def for_user(cfg: Config, user_id: str) -> Config:
     """``cfg`` with every file about the person under their own folder (idempotent)."""
     home = user_home(cfg, user_id)
+    # users_dir pinned: its default follows journal_dir, which moves into the home.
     memory = cfg.memory.model_copy(update={
-        "journal_dir": home / "journal", "profile_path": home / cfg.memory.profile_path.name})
+        "journal_dir": home / "journal", "profile_path": home / cfg.memory.profile_path.name,
+        "users_dir": cfg.memory.users_root})
     conv = cfg.conversation
     transcript = conv.transcript_file
     # consent_file None already means "beside the profile", i.e. in the home folder.
@@ -92,7 +94,8 @@ def caller_tokens(cfg: Config, env: Mapping[str, str] | None = None) -> dict[str
         token = env.get(var, "")
         if not token:
             raise ConfigError(f"server.tokens: environment variable {var} (user {user_id}) "
-                              "is not set; export it or remove the line")
+                              "is not set; export it or remove the line (keys name variables; "
+                              "tokens themselves go in server.tokens_file)")
         add(token, user_id, f"server.tokens: {var} (user {user_id})")
     if cfg.server.tokens_file is not None:
         for lineno, token, user_id in read_tokens_file(cfg.server.tokens_file):
