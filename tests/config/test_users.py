@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ from entropi.config import Config, caller_tokens, for_user, known_users, parse_c
 from entropi.core.errors import ConfigError
 from entropi.memory.consent import consent_path
 from entropi.memory.ledger import ledger_path
+from tests.service.conftest import DaemonRun
 
 BAD_IDS = ["", "Bob", "../x", "a/b", ".", "..", "-a", "_a", "a" * 65, "a b", "a\x00", "ä",
            "/etc", "a.b", "~root"]
@@ -169,3 +172,17 @@ def test_known_users_lists_valid_folders_only(tmp_path):
     (root / "file").write_text("x")
     assert known_users(cfg) == ["alice", "bob"]
     assert known_users(load(tmp_path, "memory:\n  users_dir: nowhere\n")) == []
+
+
+def test_check_config_and_run_refuse_a_readable_tokens_file_before_loading(tmp_path):
+    tokens = private_file(tmp_path / "tokens", "K3yQ alice\n", mode=0o644)
+    config = DaemonRun(tmp_path, tmp_path / "cache").config(**{
+        "audio.input": "websocket", "audio.output": "websocket",
+        "server.tokens_file": str(tokens)})
+    for command in ("check-config", "run"):
+        out = subprocess.run([sys.executable, "-m", "entropi", command, "--config", str(config)],
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 2, out.stderr
+        assert out.stderr == (f"config error: server.tokens_file: {tokens}: mode 0644 lets "
+                              f"others read the tokens; run chmod 600 {tokens}\n")
+    assert not (tmp_path / "cache").exists()  # nothing loaded, no model generated

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from entropi.config import Config, caller_tokens, for_user
 from entropi.core.errors import ConfigError
+from entropi.core.logs import register_secret
 
 HANDSHAKE = 0
 AUDIO = 1
@@ -153,6 +154,8 @@ class Access:
         if owner is not None and owner in users:
             raise ConfigError(f"server.token_env: ${cfg.server.token_env} holds user "
                               f"{users[owner]}'s token too; give the owner a token of their own")
+        for token in [owner, *users]:  # a tokens file's are no environment variables
+            register_secret(token)
         return cls(owner, users)
 
     @property

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from entropi.config import parse_config
 from entropi.core.errors import ConfigError
+from entropi.core.logs import redact
 from entropi.transports.websocket.protocol import (
     Access,
     Caller,
@@ -87,6 +90,19 @@ def test_each_token_names_its_user_and_unknown_tokens_are_refused():
     # With users, a loopback bind needs a token too: no token is nobody, not the owner.
     local = Access.load(_cfg(tokens="{ALICE_TOKEN: alice}"), env)
     assert local.caller({}, {}) is None
+
+
+def test_tokens_file_callers_and_their_tokens_never_reach_a_log(tmp_path):
+    path = tmp_path / "tokens"
+    path.write_text("# people\nfile-t0ken-carol carol\n")
+    os.chmod(path, 0o600)
+    access = Access.load(_cfg(host="0.0.0.0", tokens_file=str(path)), env={})
+    assert access.caller({}, {"X-Entropi-Token": "file-t0ken-carol"}) == Caller("carol", False)
+    assert access.caller({"token": "carol"}, {}) is None
+    assert "file-t0ken-carol" not in redact("a line with file-t0ken-carol in it")
+    path.write_text("# nobody yet\n")
+    with pytest.raises(ConfigError, match="has no 'TOKEN USER_ID' line"):  # not: open to all
+        Access.load(_cfg(tokens_file=str(path)), env={})
 
 
 def test_the_call_request_carries_the_user_and_their_own_files(tmp_path):
