@@ -180,6 +180,8 @@ def _check_outputs(cfg: Config, summary_json: Path | None) -> None:
     if cfg.memory.enabled:
         writable_dir(cfg.memory.journal_dir, "memory.journal_dir")
         writable_file(cfg.memory.profile_path, "memory.profile_path")
+    if cfg.server.per_user and cfg.audio.input == "websocket":  # each caller's folder
+        writable_dir(cfg.memory.users_root, "memory.users_dir")
     if cfg.model.source != "local":
         writable_dir(cfg.model.cache_dir.expanduser(), "model.cache_dir")
     if summary_json is not None:

@@ -186,3 +186,16 @@ def test_check_config_and_run_refuse_a_readable_tokens_file_before_loading(tmp_p
         assert out.stderr == (f"config error: server.tokens_file: {tokens}: mode 0644 lets "
                               f"others read the tokens; run chmod 600 {tokens}\n")
     assert not (tmp_path / "cache").exists()  # nothing loaded, no model generated
+
+
+def test_check_config_refuses_a_users_dir_it_cannot_write(tmp_path):
+    (tmp_path / "people").write_text("a file, not a folder")
+    tokens = private_file(tmp_path / "tokens", "K3yQ alice\n")
+    config = DaemonRun(tmp_path, tmp_path / "cache").config(**{
+        "audio.input": "websocket", "audio.output": "websocket",
+        "server.tokens_file": str(tokens), "memory.users_dir": str(tmp_path / "people")})
+    out = subprocess.run([sys.executable, "-m", "entropi", "check-config", "--config",
+                          str(config)], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2
+    assert out.stderr == (f"config error: memory.users_dir: {tmp_path / 'people'} is not a "
+                          "folder; give a folder path\n")
