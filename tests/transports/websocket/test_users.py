@@ -15,7 +15,7 @@ from tests.service.conftest import log_events
 from tests.transports.websocket.conftest import ServerRun
 from tests.transports.websocket.test_websocket import ogg_pages
 
-pytestmark = pytest.mark.slow  # ~35 s on 2 cores: a daemon and two 5 s calls
+pytestmark = pytest.mark.slow  # 35-45 s on 2 cores: a daemon and two 5 s calls
 
 TOKENS = {"ALICE_TOKEN": "alice-5ecret-t0ken", "BOB_TOKEN": "bob-5ecret-t0ken",
           "ENTROPI_SERVER_TOKEN": "owner-5ecret-t0ken"}
