@@ -50,10 +50,7 @@ def run(args: argparse.Namespace) -> int:
     user_voices = cfg.voice.prompt_dir
     cfg = with_hub_preset(cfg)  # NATF0.pt & co. from the hub's voices.tgz, before the model
     voice_dirs = None
-    if cfg.audio.input == "websocket":
-        from entropi.transports.websocket.protocol import server_token
-
-        server_token(cfg)  # a non-loopback bind without a token: refuse before loading
+    if cfg.audio.input == "websocket":  # the token was checked by preflight
         voice_dirs = caller_voice_folders(user_voices, cfg)  # the 18 presets beside the user's
     from entropi.service.daemon import RunOptions, run_daemon
 
