@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from entropi.audio.levels import rms_dbfs
 from entropi.clips.player import ClipPlayer
 from entropi.compaction.compactor import CompactionResult, Compactor
 from entropi.config import Config
@@ -98,7 +99,9 @@ class RunTotals:
     compaction_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
     restart_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
     clips_played: int = 0
-    user_frames: int = 0  # frames the user was heard in (none: nobody spoke to us)
+    # Frames the user was heard in (VAD while live, level during handovers); none: nobody
+    # spoke to us, and nothing about them is journaled.
+    user_frames: int = 0
 
 
 class EngineLike:
@@ -197,6 +200,8 @@ class PersonaPlexController:
             if self.state is State.LIVE:
                 model_s = await self._live_frame(pcm)
             else:
+                # Speech during a handover is not transcribed, but the caller did speak.
+                self.totals.user_frames += rms_dbfs(pcm) > self.cfg.window.vad_threshold_dbfs
                 model_s = await self._thinking_frame()  # pacing, excluded like model time
                 idle = min(model_s, FRAME_SECONDS)  # beyond one period the loop was stuck
             self.totals.frames += 1

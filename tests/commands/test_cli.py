@@ -110,7 +110,9 @@ def test_run_rejects_bad_arguments():
 
 
 def test_log_format_json_lines(tmp_path):
-    proc = entropi("status", "--config", "config.demo.yaml", "--log-format", "json",
+    config = tmp_path / "c.yaml"  # its own status file: a demo run may have left one in out/
+    config.write_text(f"service:\n  status_file: {tmp_path / 'status.json'}\n")
+    proc = entropi("status", "--config", str(config), "--log-format", "json",
                    "--log-level", "debug")
     # no daemon running: exit 3 and a plain message, no traceback
     assert proc.returncode == 3
