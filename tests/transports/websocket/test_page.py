@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -103,3 +104,27 @@ def test_page_picker_user_words_fresh_view_and_feature_check(served: Served, tmp
         assert _js(browser, "document.getElementById('talk').disabled") is True
     finally:
         browser.close()
+
+
+def test_every_callers_token_may_read_the_voice_list(tmp_path, monkeypatch):
+    mine, hub = _folders(tmp_path)
+    monkeypatch.setenv("ALICE_TOKEN", "alice-" + "x" * 24)
+    monkeypatch.delenv("ENTROPI_SERVER_TOKEN", raising=False)
+    cfg = parse_config(f"voice:\n  prompt_dir: {mine}\n  prompt_file: mine.wav\n"
+                       "audio:\n  input: websocket\n  output: websocket\n"
+                       "server:\n  port: 0\n  tokens:\n    ALICE_TOKEN: alice\n")
+    s = Served(cfg, (mine, hub))
+    try:
+        def get(path: str) -> int:
+            try:
+                with urllib.request.urlopen(f"{s.server.url}{path}", timeout=10) as resp:
+                    return resp.status
+            except urllib.error.HTTPError as exc:
+                return exc.code
+
+        token = "token=alice-" + "x" * 24
+        assert get(f"api/voices?{token}") == 200  # a caller picks from it
+        assert get(f"api/status?{token}") == 403  # the live view stays the owner's
+        assert get("api/voices") == 401
+    finally:
+        s.close()

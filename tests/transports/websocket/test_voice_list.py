@@ -46,12 +46,12 @@ def test_every_preset_is_offered_beside_the_users_voices(tmp_path):
     assert dict(voices)["NATF0.pt"] == mine / "NATF0.pt"
     # PersonaPlex's own web UI sends voice_prompt=NATM1.pt: accepted, from the preset folder.
     cfg = _cfg(mine)
-    req = check_request({"voice_prompt": "NATM1.pt"}, cfg, (mine, hub))
+    req = check_request({"voice_prompt": "NATM1.pt"}, cfg, voice_dirs=(mine, hub))
     call = req.config(cfg)
     assert call.voice.prompt_path == hub / "NATM1.pt" and call.voice.prompt_file == "NATM1.pt"
     for bad in ("NOPE.pt", ".complete", "notes.txt", "../presets/NATM1.pt"):
         with pytest.raises(Refused):
-            check_request({"voice_prompt": bad}, cfg, (mine, hub))
+            check_request({"voice_prompt": bad}, cfg, voice_dirs=(mine, hub))
 
 
 def test_presets_come_from_the_archive_once_and_a_failure_only_narrows_the_choice(
