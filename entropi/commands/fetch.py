@@ -30,6 +30,10 @@ APPROX_GB = {"model.safetensors": 16.74, "tokenizer-e351c8d8-checkpoint125.safet
              "kyutai/stt-1b-en_fr": 2.3}
 
 
+_LABELS = {"moshi_weight": "PersonaPlex weights", "mimi_weight": "Mimi audio codec",
+           "tokenizer": "text tokenizer"}
+
+
 @dataclass(frozen=True)
 class Download:
     what: str  # what it is for, as a person reads it
@@ -95,7 +99,7 @@ def _checkpoint(cfg: Config) -> list[Download]:
     from entropi.engine.presets import ARCHIVE, ensure_presets, preset_dir
 
     repo = cfg.model.hf_repo
-    out = [Download(f"PersonaPlex {key}", f"{repo}/{name}", APPROX_GB.get(name),
+    out = [Download(_LABELS[key], f"{repo}/{name}", APPROX_GB.get(name),
                     _hub_cached(repo, name), lambda name=name: download(cfg, name))
            for key, name in HUB_FILES.values() if getattr(cfg.model, key) is None]
     complete = preset_dir(cfg) / ".complete"

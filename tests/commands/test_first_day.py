@@ -71,7 +71,7 @@ def test_fetch_offline_is_one_line_and_local_files_need_nothing(tmp_path):
     proc = entropi("fetch", "--config", str(path), env=_offline(tmp_path))
     assert proc.returncode == 3, proc.stderr
     *progress, error = proc.stderr.strip().splitlines()
-    assert progress == ["entropi: [1/6] PersonaPlex moshi_weight: "
+    assert progress == ["entropi: [1/6] PersonaPlex weights: "
                         "nvidia/personaplex-7b-v1/model.safetensors (downloading, ~16.74 GB)"]
     assert error.startswith("model error: nvidia/personaplex-7b-v1/model.safetensors: not in "
                             "the local Hugging Face cache and downloads are off")
