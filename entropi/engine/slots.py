@@ -1,0 +1,203 @@
+"""SlotPool: B conversations on one batched engine, each on a Slot that quacks like EngineWorker.
+
+One thread owns the :class:`BatchedEngine` (a ``ThreadPoolExecutor(max_workers=1)``, as in
+``worker.py``). A slot's ``step`` parks its frame and wakes the ticker; the ticker takes every
+frame parked at that moment and steps them in one batched call (continuous batching: a frame
+waits at most for the tick in flight). Primes, voice switches and catch-ups are jobs on the
+same thread, run between two ticks, and touch only their own slot's state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import numpy as np
+
+from entropi.config import Config
+from entropi.core.constants import FRAME_SIZE
+from entropi.core.errors import InputError
+from entropi.core.logs import get_logger
+
+if TYPE_CHECKING:
+    from entropi.engine.batched import BatchedEngine
+    from entropi.engine.engine import Engine, FrameOut, PrimeStats, VoiceSwitch
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+
+class SlotEngine:
+    """What a conversation reads from ``worker.engine``: the tokenizer, its own voice's
+    frames and the shared engine's memory figures."""
+
+    def __init__(self, batched: BatchedEngine, index: int) -> None:
+        self._batched, self._index = batched, index
+        self.tokenizer = batched.tokenizer
+        self.models = batched.single.models
+
+    @property
+    def voice_frames(self) -> int:
+        return self._batched.voice_frames[self._index]
+
+    def memory_stats(self) -> dict[str, Any]:
+        return self._batched.memory_stats()
+
+
+class Slot:
+    """One conversation's handle: ``step``, ``prime``, ``use_voice``, ``catch_up``, ``call``."""
+
+    def __init__(self, pool: SlotPool, index: int) -> None:
+        self.pool, self.index = pool, index
+        self.engine = SlotEngine(pool.batched, index)
+
+    async def step(self, pcm: np.ndarray) -> FrameOut:
+        if pcm.shape != (FRAME_SIZE,):  # here, so one bad frame never fails a whole tick
+            raise InputError(f"engine.step: expected {FRAME_SIZE} samples, got {pcm.shape}")
+        return await self.pool.submit(self.index, pcm)
+
+    async def prime(self, prompt: str) -> PrimeStats:
+        return await self.pool.run(self.pool.batched.prime, self.index, prompt)
+
+    async def use_voice(self, path: Any) -> VoiceSwitch:
+        return await self.pool.run(self.pool.batched.use_voice, self.index, path)
+
+    async def catch_up(self, frames: list[np.ndarray]) -> int:
+        return await self.pool.run(self.pool.batched.catch_up, self.index, frames)
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self.pool.call(fn, *args)
+
+
+class SlotPool:
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.size = cfg.runtime.max_conversations
+        self._pool: ThreadPoolExecutor | None = None
+        self._batched: BatchedEngine | None = None
+        self._free: list[int] = []
+        self._slots: list[Slot] = []
+        self._pending: dict[int, tuple[np.ndarray, asyncio.Future[FrameOut]]] = {}
+        self._wake = asyncio.Event()
+        self._ticker: asyncio.Task[None] | None = None
+        self.ticks = 0
+        self.batch_sizes: deque[int] = deque(maxlen=10_000)  # slots stepped per tick
+
+    @property
+    def batched(self) -> BatchedEngine:
+        if self._batched is None:
+            raise RuntimeError("SlotPool.start() has not completed")
+        return self._batched
+
+    @property
+    def engine(self) -> Engine:
+        """The single-stream engine (clips, voice checks); run work on it with ``call``."""
+        return self.batched.single
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._pool is None:
+            raise RuntimeError("SlotPool is not started (or already closed)")
+
+        def job() -> T:
+            import torch
+
+            with torch.inference_mode():
+                return fn(*args)
+
+        return await asyncio.get_running_loop().run_in_executor(self._pool, job)
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Work on the single engine's own state (rendering clips, counting tokens)."""
+        return await self.run(self.batched.on_single, fn, *args)
+
+    async def start(self) -> Engine:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="entropi-engine")
+        try:
+            self._batched = await self.run(load_batched, self.cfg, self.size)
+        except BaseException:
+            await self.close()
+            raise
+        self._slots = [Slot(self, i) for i in range(self.size)]
+        self._free = list(range(self.size))
+        self._ticker = asyncio.create_task(self._tick_loop(), name="engine-ticker")
+        return self.batched.single
+
+    # ------------------------------------------------------------------ slots
+
+    def acquire(self) -> Slot | None:
+        """A free slot, or None when every one is in a conversation."""
+        if not self._free:
+            return None
+        return self._slots[self._free.pop(0)]
+
+    def release(self, slot: Slot) -> None:
+        """The slot's conversation is flushed: the slot is free (primed again before use)."""
+        pending = self._pending.pop(slot.index, None)
+        if pending is not None and not pending[1].done():
+            pending[1].cancel()
+        self.batched.release(slot.index)
+        if slot.index not in self._free:
+            self._free.append(slot.index)
+
+    @property
+    def busy(self) -> int:
+        return self.size - len(self._free)
+
+    # ------------------------------------------------------------------ ticks
+
+    def submit(self, index: int, pcm: np.ndarray) -> asyncio.Future[FrameOut]:
+        if index in self._pending:
+            raise RuntimeError(f"slot {index}: a frame is already waiting for its tick")
+        future: asyncio.Future[FrameOut] = asyncio.get_running_loop().create_future()
+        self._pending[index] = (pcm, future)
+        self._wake.set()
+        return future
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._pending = self._pending, {}
+            batch = {i: item for i, item in batch.items() if not item[1].done()}
+            if not batch:
+                continue
+            try:
+                outs = await self.run(self.batched.step, {i: pcm for i, (pcm, _) in batch.items()})
+            except Exception as exc:  # torch failure: every frame of this tick gets it
+                log.error("tick_failed", slots=sorted(batch), error=f"{type(exc).__name__}: {exc}")
+                for _, future in batch.values():
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            self.ticks += 1
+            self.batch_sizes.append(len(batch))
+            for i, (_, future) in batch.items():
+                if not future.done():  # its caller may have given up meanwhile
+                    future.set_result(outs[i])
+
+    async def close(self) -> None:
+        ticker, self._ticker = self._ticker, None
+        if ticker is not None:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await asyncio.get_running_loop().run_in_executor(None, pool.shutdown, True)
+        log.info("slot_pool_closed")
+
+
+def load_batched(cfg: Config, slots: int) -> BatchedEngine:
+    """Load the single engine, then its batch-``slots`` twin, and warm every slot up."""
+    from entropi.engine.batched import BatchedEngine
+    from entropi.engine.engine import load_engine
+
+    batched = BatchedEngine(load_engine(cfg), slots)
+    warm_ms = batched.warm_up()
+    log.info("batched_engine_ready", warm_up_ms=round(warm_ms, 1),
+             **batched.memory_stats())
+    return batched
