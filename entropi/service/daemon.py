@@ -25,7 +25,7 @@ from entropi.clips.player import ThinkingClips
 from entropi.config import Config, check_budget
 from entropi.conversation.controller import PersonaPlexController, RunTotals, State, WindowStats
 from entropi.conversation.session import Session
-from entropi.core.errors import EntropiError
+from entropi.core.errors import ConfigError, EntropiError
 from entropi.core.files import write_private
 from entropi.core.logs import get_logger
 from entropi.hearing.asr import open_transcriber
@@ -184,12 +184,20 @@ class Daemon:
     # ------------------------------------------------------------------ lifecycle
 
     async def serve(self) -> int:
-        from entropi.engine import EngineWorker  # torch loads here, not at import
+        from entropi.engine import EngineWorker, SlotPool  # torch loads here, not at import
 
         cfg = self.cfg
+        batched = cfg.runtime.max_conversations > 1
+        if batched and cfg.audio.input != "websocket":
+            raise ConfigError(f"runtime.max_conversations: {cfg.runtime.max_conversations} "
+                              f"needs audio.input: websocket (one {cfg.audio.input} "
+                              f"conversation at a time); set it to 1")
+        if batched and cfg.asr.backend == "kyutai":
+            raise ConfigError("runtime.max_conversations > 1 does not run with asr.backend: "
+                              "kyutai yet (one STT stream); use another asr.backend or 1")
         lock = _run_lock(cfg)  # before anything loads: a second daemon stops here
         try:
-            return await self._serve(EngineWorker)
+            return await self._serve(SlotPool if batched else EngineWorker)
         finally:
             if lock is not None:
                 lock.release()
@@ -250,8 +258,14 @@ class Daemon:
     async def _converse(self, worker, clips: ThinkingClips, deadline: float,
                         t_start: float) -> int:
         cfg = self.cfg
-        async with open_llm(cfg.secondary_model) as client:
-            if cfg.audio.input == "websocket":
+        # Two LLM slots per conversation: its memory directive never queues behind a prompt.
+        async with open_llm(cfg.secondary_model,
+                            parallel=2 * cfg.runtime.max_conversations) as client:
+            if cfg.audio.input == "websocket" and cfg.runtime.max_conversations > 1:
+                from entropi.service.many import serve_many
+
+                await serve_many(self, worker, client, clips, deadline)
+            elif cfg.audio.input == "websocket":
                 from entropi.service.callers import serve_callers
 
                 await serve_callers(self, worker, client, clips, deadline)
