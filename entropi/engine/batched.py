@@ -191,6 +191,11 @@ class BatchedEngine:
             state.cache[slot, 0, int(state.offsets[slot]) % ct] = TEXT_PAD
         return len(frames)
 
+    def close(self) -> None:
+        """Give the single engine its own state back for good (a bench builds several B)."""
+        self._install(self._scratch)
+        self._live = self._scratch
+
     def release(self, slot: int) -> None:
         """The slot's conversation is over: it must be primed before it steps again."""
         self._check(slot)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 T = TypeVar("T")
+
+_GATHER_TURNS = 8  # event-loop turns a tick waits for its neighbours (microseconds if idle)
 
 
 class SlotEngine:
@@ -61,7 +64,7 @@ class Slot:
         return await self.pool.submit(self.index, pcm)
 
     async def prime(self, prompt: str) -> PrimeStats:
-        return await self.pool.run(self.pool.batched.prime, self.index, prompt)
+        return await self.pool.prime(self.index, prompt)
 
     async def use_voice(self, path: Any) -> VoiceSwitch:
         return await self.pool.run(self.pool.batched.use_voice, self.index, path)
@@ -81,11 +84,16 @@ class SlotPool:
         self._batched: BatchedEngine | None = None
         self._free: list[int] = []
         self._slots: list[Slot] = []
-        self._pending: dict[int, tuple[np.ndarray, asyncio.Future[FrameOut]]] = {}
+        self._pending: dict[int, tuple[np.ndarray, asyncio.Future[FrameOut], float]] = {}
         self._wake = asyncio.Event()
         self._ticker: asyncio.Task[None] | None = None
         self.ticks = 0
         self.batch_sizes: deque[int] = deque(maxlen=10_000)  # slots stepped per tick
+        # Re-injections (primes) and the live frames of other slots that waited behind one.
+        self._primes: deque[tuple[int, int, float, float]] = deque(maxlen=64)
+        self._overlapping: set[int] = set()
+        self.reinjections = 0
+        self.frames_behind_reinjection = 0
 
     @property
     def batched(self) -> BatchedEngine:
@@ -113,6 +121,33 @@ class SlotPool:
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Work on the single engine's own state (rendering clips, counting tokens)."""
         return await self.run(self.batched.on_single, fn, *args)
+
+    async def prime(self, index: int, prompt: str) -> PrimeStats:
+        """Re-inject slot ``index`` (a job between two ticks); its span is kept to count the
+        other slots' frames that waited behind it."""
+        self.reinjections += 1
+        number = self.reinjections
+
+        def timed() -> PrimeStats:
+            started = time.perf_counter()
+            try:
+                return self.batched.prime(index, prompt)
+            finally:
+                self._primes.append((number, index, started, time.perf_counter()))
+
+        return await self.run(timed)
+
+    @property
+    def reinjections_overlapping(self) -> int:
+        """Re-injections that a live frame of another slot waited behind."""
+        return len(self._overlapping)
+
+    def _count_overlaps(self, batch: dict[int, float], tick_start: float) -> None:
+        for slot, submitted in batch.items():
+            hits = [n for n, i, t0, t1 in self._primes
+                    if i != slot and t0 < tick_start and t1 > submitted]
+            self.frames_behind_reinjection += bool(hits)
+            self._overlapping.update(hits)
 
     async def start(self) -> Engine:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="entropi-engine")
@@ -153,29 +188,49 @@ class SlotPool:
         if index in self._pending:
             raise RuntimeError(f"slot {index}: a frame is already waiting for its tick")
         future: asyncio.Future[FrameOut] = asyncio.get_running_loop().create_future()
-        self._pending[index] = (pcm, future)
+        self._pending[index] = (pcm, future, time.perf_counter())
         self._wake.set()
         return future
 
+    async def _gather(self, expected: set[int]) -> None:
+        """Give the slots of the last tick a few loop turns to hand in their next frame:
+        their controllers resume one after the other, and a tick taken at the first one's
+        submit would step the slots one by one at the cost of a whole tick each."""
+        for _ in range(_GATHER_TURNS):
+            if expected <= self._pending.keys():
+                return
+            await asyncio.sleep(0)
+
     async def _tick_loop(self) -> None:
+        last: set[int] = set()
         while True:
             await self._wake.wait()
+            await self._gather(last - set(self._free))
             self._wake.clear()
             batch, self._pending = self._pending, {}
+            last = set(batch)
             batch = {i: item for i, item in batch.items() if not item[1].done()}
             if not batch:
                 continue
+            tick_start = 0.0
+
+            def tick(frames: dict[int, np.ndarray]) -> dict[int, FrameOut]:
+                nonlocal tick_start
+                tick_start = time.perf_counter()
+                return self.batched.step(frames)
+
             try:
-                outs = await self.run(self.batched.step, {i: pcm for i, (pcm, _) in batch.items()})
+                outs = await self.run(tick, {i: pcm for i, (pcm, _, _) in batch.items()})
             except Exception as exc:  # torch failure: every frame of this tick gets it
                 log.error("tick_failed", slots=sorted(batch), error=f"{type(exc).__name__}: {exc}")
-                for _, future in batch.values():
+                for _, future, _ in batch.values():
                     if not future.done():
                         future.set_exception(exc)
                 continue
             self.ticks += 1
             self.batch_sizes.append(len(batch))
-            for i, (_, future) in batch.items():
+            self._count_overlaps({i: t for i, (_, _, t) in batch.items()}, tick_start)
+            for i, (_, future, _) in batch.items():
                 if not future.done():  # its caller may have given up meanwhile
                     future.set_result(outs[i])
 

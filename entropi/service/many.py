@@ -156,7 +156,13 @@ async def serve_many(daemon: Daemon, pool: SlotPool, client: Any, clips: Any,
         if calls.tasks:
             await asyncio.gather(*calls.tasks, return_exceptions=True)
         if daemon.summary:
-            daemon.summary["conversations"] = calls.started
+            sizes = pool.batch_sizes
+            daemon.summary |= {
+                "conversations": calls.started, "ticks": pool.ticks,
+                "slots_per_tick_mean": round(sum(sizes) / len(sizes), 2) if sizes else None,
+                "reinjections": pool.reinjections,
+                "reinjections_overlapping": pool.reinjections_overlapping,
+                "frames_behind_reinjection": pool.frames_behind_reinjection}
     finally:
         pinger.cancel()
         await server.stop()
