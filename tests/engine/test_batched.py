@@ -148,8 +148,17 @@ def test_slot_pool_steps_concurrent_conversations_together(make_config, single) 
             assert None not in slots and pool.acquire() is None  # B = 3: the fourth waits
             assert slots[0].engine.voice_frames == single.voice_frames
             outs = await asyncio.gather(*(talk(s, k, 0.001 * k) for k, s in enumerate(slots)))
+            assert pool.reinjections == 3
+            # A silent (slow) caller holds its slot but never holds up another's frames.
+            await slots[1].prime(PROMPTS[1])
+            before = pool.ticks
+            alone = [await slots[0].step(pcm) for pcm in feeds[0][:4]]
+            assert pool.ticks - before == 4 and list(pool.batch_sizes)[-4:] == [1] * 4
+            assert all(o.pcm.shape == (FRAME_SIZE,) for o in alone)
             pool.release(slots[1])
             assert pool.acquire() is slots[1]
+            with pytest.raises(InputError, match="expected 1920 samples"):
+                await slots[0].step(np.zeros(10, np.float32))
             return list(outs), pool
         finally:
             await pool.close()
