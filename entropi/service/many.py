@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-from entropi.config import Config
 from entropi.conversation.controller import PersonaPlexController, State, WindowStats
 from entropi.conversation.session import Session
 from entropi.core.errors import ConfigError, InputError
@@ -29,18 +28,6 @@ if TYPE_CHECKING:
     from entropi.transports.websocket.transport import WebSocketTransport
 
 log = get_logger(__name__)
-
-
-def call_config(cfg: Config, call: WebSocketTransport) -> Config:
-    """The call's config: its request's persona and voice; its user's memory folders when
-    the request names a user (issue 24, one memory per person)."""
-    call_cfg = call.request.config(cfg)  # type: ignore[attr-defined]
-    user = getattr(call.request, "user", None)  # type: ignore[attr-defined]
-    if user is None:
-        return call_cfg
-    from entropi.config.users import for_user  # type: ignore[import-not-found]
-
-    return for_user(call_cfg, user)
 
 
 class Calls:
@@ -89,7 +76,8 @@ class Calls:
     async def _one(self, number: int, call: WebSocketTransport, slot: Slot) -> None:
         daemon = self.daemon
         try:
-            cfg = call_config(daemon.cfg, call)
+            # The request's persona and voice (and, with per-user tokens, its user's memory).
+            cfg = call.request.config(daemon.cfg)  # type: ignore[attr-defined]
             try:
                 clips, deadline = await use_voice(self.pool, cfg, self.voice_clips, slot)
             except (InputError, ConfigError) as exc:
