@@ -25,7 +25,7 @@ from entropi.clips.player import ThinkingClips
 from entropi.config import Config, check_budget
 from entropi.conversation.controller import PersonaPlexController, RunTotals, State, WindowStats
 from entropi.conversation.session import Session
-from entropi.core.errors import ConfigError, EntropiError
+from entropi.core.errors import EntropiError
 from entropi.core.files import write_private
 from entropi.core.logs import get_logger
 from entropi.hearing.asr import open_transcriber
@@ -187,14 +187,8 @@ class Daemon:
         from entropi.engine import EngineWorker, SlotPool  # torch loads here, not at import
 
         cfg = self.cfg
-        batched = cfg.runtime.max_conversations > 1
-        if batched and cfg.audio.input != "websocket":
-            raise ConfigError(f"runtime.max_conversations: {cfg.runtime.max_conversations} "
-                              f"needs audio.input: websocket (one {cfg.audio.input} "
-                              f"conversation at a time); set it to 1")
-        if batched and cfg.asr.backend == "kyutai":
-            raise ConfigError("runtime.max_conversations > 1 does not run with asr.backend: "
-                              "kyutai yet (one STT stream); use another asr.backend or 1")
+        # B > 1 only with websocket callers (preflight says so before anything loads).
+        batched = cfg.runtime.max_conversations > 1 and cfg.audio.input == "websocket"
         lock = _run_lock(cfg)  # before anything loads: a second daemon stops here
         try:
             return await self._serve(SlotPool if batched else EngineWorker)
