@@ -49,6 +49,9 @@ class BatchedEngine:
                              "kyutai yet (one STT stream); use max_conversations: 1")
         self.single = engine
         self.slots = slots
+        # Every slot may hold its own voice: keep each one's snapshot (and the configured
+        # one), so re-injecting a slot restores its voice instead of re-stepping it.
+        engine.voice_cache = slots + 1
         self.tokenizer = engine.tokenizer
         self.device = engine.device
         self.lm_gen, self.mimi = engine.lm_gen, engine.mimi
