@@ -5,6 +5,8 @@ through the asyncio SlotPool."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -179,3 +181,28 @@ def test_batch_one_matches_single_stream(make_config, single) -> None:
     assert b.memory_stats()["state_bytes"] > 0
     with torch.inference_mode():
         assert b.on_single(lambda e: e.voice_frames, b.single) == single.voice_frames
+
+
+def test_each_slot_keeps_its_own_voice(single, batched, tmp_path) -> None:
+    other = tmp_path / "other.wav"
+    subprocess.run(["espeak-ng", "-v", "en-gb", "-s", "140", "-p", "70", "-w", str(other),
+                    "A different speaker, higher and slower."], check=True)
+    configured = Path(single.voice_key)
+    feeds = [audio(60 + k, 8) for k in range(2)]
+    single.use_voice(other)
+    want_other = reference(single, PROMPTS[0], feeds[0])
+    single.use_voice(configured)
+    want_default = reference(single, PROMPTS[1], feeds[1])
+    assert not np.allclose(want_other[-1].pcm, want_default[-1].pcm, atol=1e-3)
+    switch = batched.use_voice(0, other)
+    assert switch.name == "other.wav" and batched.voice_frames[0] == switch.frames
+    batched.use_voice(1, configured)
+    batched.prime(1, PROMPTS[1])
+    batched.prime(0, PROMPTS[0])  # after slot 1: each prime restores its own slot's voice
+    got: list[list[FrameOut]] = [[], []]
+    for i in range(8):
+        for k, out in batched.step({0: feeds[0][i], 1: feeds[1][i]}).items():
+            got[k].append(out)
+    same(got[0], want_other)
+    same(got[1], want_default)
+    batched.use_voice(0, configured)
