@@ -68,6 +68,9 @@ def time_batches(engine: Any, prompt: str, inputs: list[np.ndarray],
             mem = batched.memory_stats()
         finally:
             batched.close()
+            del batched  # its batch-b state goes before the next, larger one is allocated
+            if engine.device.type == "cuda":
+                torch.cuda.empty_cache()
         p99 = percentile(plain, 99, 4)
         out |= {f"b{b}_tick_ms_p50": percentile(plain, 50, 4), f"b{b}_tick_ms_p99": p99,
                 f"b{b}_ms_per_conversation_p50": percentile(plain, 50, 4) / b,

@@ -206,3 +206,12 @@ def test_each_slot_keeps_its_own_voice(single, batched, tmp_path) -> None:
     same(got[0], want_other)
     same(got[1], want_default)
     batched.use_voice(0, configured)
+
+
+def test_memory_estimate_counts_a_kv_cache_per_slot_and_the_scratch() -> None:
+    from entropi.engine.vram import estimate_vram_gb
+
+    one = estimate_vram_gb("none", 3000)
+    many = estimate_vram_gb("none", 3000, conversations=32)
+    assert many["kv_cache_gb"] == pytest.approx(33 * one["kv_cache_gb"], rel=0.01)
+    assert many["weights_gb"] == one["weights_gb"] and many["total_gb"] < 80  # fits an H100
