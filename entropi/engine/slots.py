@@ -94,6 +94,9 @@ class SlotPool:
         self._overlapping: set[int] = set()
         self.reinjections = 0
         self.frames_behind_reinjection = 0
+        self._prime_turn = asyncio.Lock()
+        self._ticking = False  # the ticker has taken frames and not yet handed them back
+        self._tick_done: asyncio.Future[None] | None = None
 
     @property
     def batched(self) -> BatchedEngine:
@@ -135,7 +138,15 @@ class SlotPool:
             finally:
                 self._primes.append((number, index, started, time.perf_counter()))
 
-        return await self.run(timed)
+        # One re-injection between two ticks: when several slots re-inject at once (window
+        # ends that coincide), live frames go between them instead of waiting for them all.
+        async with self._prime_turn:
+            stats = await self.run(timed)
+            if self._ticking:  # a tick took the frames that waited: let it finish
+                await self._next_tick()
+            if self._pending or self._wake.is_set():  # frames that came meanwhile: one more
+                await self._next_tick()
+        return stats
 
     @property
     def reinjections_overlapping(self) -> int:
@@ -205,34 +216,54 @@ class SlotPool:
         last: set[int] = set()
         while True:
             await self._wake.wait()
-            await self._gather(last - set(self._free))
-            self._wake.clear()
-            batch, self._pending = self._pending, {}
-            last = set(batch)
-            batch = {i: item for i, item in batch.items() if not item[1].done()}
-            if not batch:
-                continue
-            tick_start = 0.0
-
-            def tick(frames: dict[int, np.ndarray]) -> dict[int, FrameOut]:
-                nonlocal tick_start
-                tick_start = time.perf_counter()
-                return self.batched.step(frames)
-
+            self._ticking = True
             try:
-                outs = await self.run(tick, {i: pcm for i, (pcm, _, _) in batch.items()})
-            except Exception as exc:  # torch failure: every frame of this tick gets it
-                log.error("tick_failed", slots=sorted(batch), error=f"{type(exc).__name__}: {exc}")
-                for _, future, _ in batch.values():
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            self.ticks += 1
-            self.batch_sizes.append(len(batch))
-            self._count_overlaps({i: t for i, (_, _, t) in batch.items()}, tick_start)
-            for i, (_, future, _) in batch.items():
-                if not future.done():  # its caller may have given up meanwhile
-                    future.set_result(outs[i])
+                await self._gather(last - set(self._free))
+                self._wake.clear()
+                batch, self._pending = self._pending, {}
+                last = set(batch)
+                await self._tick({i: item for i, item in batch.items() if not item[1].done()})
+            finally:
+                self._ticking = False
+                self._tick_over()
+
+    async def _tick(self, batch: dict[int, tuple[np.ndarray, asyncio.Future[FrameOut], float]]
+                    ) -> None:
+        if not batch:
+            return
+        tick_start = 0.0
+
+        def tick(frames: dict[int, np.ndarray]) -> dict[int, FrameOut]:
+            nonlocal tick_start
+            tick_start = time.perf_counter()
+            return self.batched.step(frames)
+
+        try:
+            outs = await self.run(tick, {i: pcm for i, (pcm, _, _) in batch.items()})
+        except Exception as exc:  # torch failure: every frame of this tick gets it
+            log.error("tick_failed", slots=sorted(batch), error=f"{type(exc).__name__}: {exc}")
+            for _, future, _ in batch.values():
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        self.ticks += 1
+        self.batch_sizes.append(len(batch))
+        self._count_overlaps({i: t for i, (_, _, t) in batch.items()}, tick_start)
+        for i, (_, future, _) in batch.items():
+            if not future.done():  # its caller may have given up meanwhile
+                future.set_result(outs[i])
+
+    def _tick_over(self) -> None:
+        """Wake whoever waits for a tick boundary (a re-injection letting live frames by)."""
+        done = self._tick_done
+        self._tick_done = None
+        if done is not None and not done.done():
+            done.set_result(None)
+
+    async def _next_tick(self) -> None:
+        if self._tick_done is None:
+            self._tick_done = asyncio.get_running_loop().create_future()
+        await asyncio.shield(self._tick_done)
 
     async def close(self) -> None:
         ticker, self._ticker = self._ticker, None
@@ -240,6 +271,7 @@ class SlotPool:
             ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
+        self._tick_over()  # no tick comes any more: nobody may wait for one
         pool, self._pool = self._pool, None
         if pool is not None:
             await asyncio.get_running_loop().run_in_executor(None, pool.shutdown, True)

@@ -172,6 +172,42 @@ def test_slot_pool_steps_concurrent_conversations_together(make_config, single) 
     assert pool.ticks < 30
 
 
+def test_reinjections_at_once_let_live_frames_go_between_them(make_config) -> None:
+    """Three slots re-inject together while slot 0 talks: never two primes in a row on the
+    engine thread while slot 0 has a frame waiting."""
+    feed = audio(70, 12)
+
+    async def main() -> list[str]:
+        pool = SlotPool(with_slots(make_config(), 4))
+        await pool.start()
+        order: list[str] = []
+        batched = pool.batched
+        step, prime = batched.step, batched.prime
+        batched.step = lambda frames: (order.append("tick"), step(frames))[1]  # type: ignore
+        batched.prime = lambda i, p: (order.append("prime"), prime(i, p))[1]  # type: ignore
+        try:
+            talker, *others = [pool.acquire() for _ in range(4)]
+            await talker.prime(PROMPTS[0])
+
+            async def talk() -> None:
+                for pcm in feed:
+                    await talker.step(pcm)
+
+            async def reinject() -> None:
+                await asyncio.sleep(0.05)  # while the talker is mid-stream
+                await asyncio.gather(*(s.prime(PROMPTS[k]) for k, s in enumerate(others)))
+
+            await asyncio.gather(talk(), reinject())
+        finally:
+            await pool.close()
+        return order[1:]  # after the talker's own prime
+
+    order = asyncio.run(main())
+    assert order.count("prime") == 3 and order.count("tick") == len(feed)
+    first, last = order.index("prime"), len(order) - 1 - order[::-1].index("prime")
+    assert "prime, prime" not in ", ".join(order[first:last + 1]), order
+
+
 def test_batch_one_matches_single_stream(make_config, single) -> None:
     b = BatchedEngine(load_engine(make_config()), 1)
     feed = audio(50, 8)
