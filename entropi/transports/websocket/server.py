@@ -1,4 +1,5 @@
-"""ChatServer: moshi's ``/api/chat`` for one caller at a time, the web page and its feed.
+"""ChatServer: moshi's ``/api/chat`` for up to ``runtime.max_conversations`` callers at once
+(one by default), the web page and its feed.
 
 Routes: ``GET /api/chat`` (websocket, moshi's protocol), ``GET /`` (entropi's page),
 ``/static/*``, ``GET /api/status`` (JSON), ``GET /api/voices`` (the names a caller may pass
@@ -40,8 +41,9 @@ class ChatServer:
         self.voice_dirs = tuple(voice_dirs or (cfg.voice.prompt_dir,))
         self._status = status
         self._access = p.Access.load(cfg)  # refuses a non-loopback bind without a token
-        self._calls: asyncio.Queue[WebSocketTransport] = asyncio.Queue(maxsize=1)
-        self._busy = False
+        self.max_calls = cfg.runtime.max_conversations
+        self._calls: asyncio.Queue[WebSocketTransport] = asyncio.Queue(maxsize=self.max_calls)
+        self.active = 0  # calls taken and not yet released (flushed)
         self._runner: web.AppRunner | None = None
         self.port = cfg.server.port
         self.url = ""  # the page's address, once listening
@@ -95,8 +97,8 @@ class ChatServer:
         return await self._calls.get()
 
     def release(self) -> None:
-        """The last conversation is flushed: the next caller may come in."""
-        self._busy = False
+        """A conversation is flushed: its line is free for the next caller."""
+        self.active = max(0, self.active - 1)
 
     # ------------------------------------------------------------------ routes
 
@@ -123,8 +125,9 @@ class ChatServer:
         await ws.prepare(request)
         remote = str(request.remote)
         try:
-            if self._busy:
-                raise p.Refused("busy: another conversation is in progress")
+            if self.active >= self.max_calls:
+                raise p.Refused("busy: another conversation is in progress" if self.max_calls == 1
+                                else f"busy: all {self.max_calls} conversations are in progress")
             req = p.check_request(request.query, self.cfg, request["caller"].user_id,
                                   self.voice_dirs)
         except p.Refused as exc:
@@ -135,7 +138,7 @@ class ChatServer:
             return ws
         if req.ignored:
             log.info("call_params_ignored", remote=remote, params=list(req.ignored))
-        self._busy = True
+        self.active += 1
         transport = request.transport
         if transport is not None:
             _small_send_buffers(transport)
