@@ -99,9 +99,10 @@ class RunTotals:
     compaction_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
     restart_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
     clips_played: int = 0
-    # Frames the user was heard in (VAD while live, level during handovers); none: nobody
-    # spoke to us, and nothing about them is journaled.
-    user_frames: int = 0
+    # Whether the user was heard at all (voice activity, or a level above
+    # window.vad_threshold_dbfs in any frame, handovers included); if not, nobody spoke to
+    # us and nothing about them is journaled.
+    user_spoke: bool = False
 
 
 class EngineLike:
@@ -197,11 +198,11 @@ class PersonaPlexController:
                 break
             t0 = time.perf_counter()
             idle = 0.0
+            if not self.totals.user_spoke:  # a level check per frame, until the first word
+                self.totals.user_spoke = rms_dbfs(pcm) > self.cfg.window.vad_threshold_dbfs
             if self.state is State.LIVE:
                 model_s = await self._live_frame(pcm)
             else:
-                # Speech during a handover is not transcribed, but the caller did speak.
-                self.totals.user_frames += rms_dbfs(pcm) > self.cfg.window.vad_threshold_dbfs
                 model_s = await self._thinking_frame()  # pacing, excluded like model time
                 idle = min(model_s, FRAME_SECONDS)  # beyond one period the loop was stuck
             self.totals.frames += 1
@@ -232,7 +233,7 @@ class PersonaPlexController:
         out = await self.engine.step(pcm)
         model_s = time.perf_counter() - t_model
         user_active = await self.vad.decision()
-        self.totals.user_frames += bool(user_active)
+        self.totals.user_spoke = self.totals.user_spoke or bool(user_active)
         # A fast WAV run may outrun the VAD thread: that wait is pacing, like model time.
         vad_wait = self.vad.last_wait_s if self._fast else 0.0
         self.audio.write_frame(out.pcm)
@@ -356,7 +357,7 @@ class PersonaPlexController:
         w.fallback = result.fallback
         # Consent: the live window used everything; the files get what may be kept.
         kept = persisted(self.audio, utterances, result.prompt, result.memory)
-        if self.totals.user_frames:  # nobody has spoken yet: nothing about a person to keep
+        if self.totals.user_spoke:  # nobody has spoken yet: nothing about a person to keep
             self.memory.submit(WindowRecord(
                 window=w.number, started_at=started_at, ended_at=ended_at,
                 transcript=render_transcript(kept.utterances), prompt=kept.prompt,

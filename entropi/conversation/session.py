@@ -92,7 +92,7 @@ class Session:
 
     async def _flush(self, seconds: float) -> dict[str, Any]:
         totals, memory, compactor = self.controller.totals, self.memory, self.compactor
-        if totals.user_frames:  # nobody spoke (a caller who hung up silent): nothing to keep
+        if totals.user_spoke:  # nobody spoke (a caller who hung up silent): nothing to keep
             await memory.write_session_end(
                 f"Session ended after {totals.windows} windows "
                 f"({totals.frames * FRAME_SECONDS:.0f} s of audio).")
