@@ -222,6 +222,9 @@ class WindowSection(Section):
                 f"min_seconds ({self.min_seconds:g}) must not exceed "
                 f"max_seconds ({self.max_seconds:g})"
             )
+        if self.pause_seconds > self.max_seconds:  # the pause that ends a window must fit in it
+            raise ValueError(f"pause_seconds ({self.pause_seconds:g}) must not exceed "
+                             f"max_seconds ({self.max_seconds:g})")
         return self
 
 
