@@ -216,7 +216,7 @@ def _require_file(path: Path) -> None:
     try:
         st = stat_kind(path)
     except PathKindError as exc:
-        raise InputError(f"{path}: {exc}; give an audio file") from None
+        raise InputError(f"{path}: {exc}; {exc.fix('an audio file')}") from None
     if st is None or not stat.S_ISREG(st.st_mode):
         raise InputError(f"{path}: no such audio file; check the path")
     if path.stat().st_size == 0:

@@ -214,7 +214,7 @@ def load_config(path: str | Path, env: dict[str, str] | None = None,
     try:
         st = stat_kind(path)
     except PathKindError as exc:  # a FIFO would block the open forever: look first
-        raise ConfigError(f"{path}: {exc}; give the config file itself") from None
+        raise ConfigError(f"{path}: {exc}; {exc.fix('the config file')}") from None
     try:
         if st is not None and stat.S_ISDIR(st.st_mode):
             raise IsADirectoryError(path)

@@ -30,7 +30,15 @@ PSEUDO_FILESYSTEMS = frozenset({
 
 
 class PathKindError(Exception):
-    """``path`` is something no role may use (a FIFO, a loop…); the message says what."""
+    """``path`` is something no role may use (a FIFO, a loop…); the message says what and
+    :meth:`fix` what to do."""
+
+    def __init__(self, message: str, bad_parent: bool = False) -> None:
+        super().__init__(message)
+        self.bad_parent = bad_parent
+
+    def fix(self, wanted: str) -> str:
+        return "fix the path" if self.bad_parent else f"give {wanted}"
 
 
 def special_kind(mode: int) -> str | None:
@@ -54,7 +62,8 @@ def stat_kind(path: Path) -> os.stat_result | None:
         if exc.errno == errno.ELOOP:
             raise PathKindError("is a symlink loop") from None
         if exc.errno == errno.ENOTDIR:
-            raise PathKindError("goes through a file as if it were a folder") from None
+            raise PathKindError(f"cannot exist: {_file_on_the_way(Path(path))} is a file, not "
+                                "a folder", bad_parent=True) from None
         if exc.errno == errno.ENAMETOOLONG:
             raise PathKindError("is too long a path") from None
         return None  # no permission to look: the writability checks name it
@@ -62,6 +71,15 @@ def stat_kind(path: Path) -> os.stat_result | None:
     if kind is not None:
         raise PathKindError(f"is {kind}, not a regular file")
     return st
+
+
+def _file_on_the_way(path: Path) -> Path:
+    """The first ancestor of ``path`` that is a file (what makes it ENOTDIR)."""
+    for parent in reversed(path.parents):
+        with contextlib.suppress(OSError):
+            if not stat.S_ISDIR(os.stat(parent).st_mode):
+                return parent
+    return path.parent
 
 
 def file_identity(path: Path) -> tuple[int, int] | str:

@@ -68,8 +68,8 @@ def check_gguf(path: Path, key: str) -> None:
         with os.fdopen(open_regular(path), "rb", buffering=1 << 16) as f:
             _parse(_Reader(f, os.fstat(f.fileno()).st_size))
     except _Bad as exc:
-        raise ConfigError(f"{key}: {path} is not a usable GGUF file ({exc}); give a llama.cpp "
-                          ".gguf model") from None
+        raise ConfigError(f"{key}: {path} is not a GGUF file llama.cpp can load ({exc}); give a "
+                          "llama.cpp .gguf model") from None
     except OSError as exc:
         raise ConfigError(f"{key}: {path}: cannot read ({exc.strerror})") from None
 

@@ -122,8 +122,8 @@ def _check_kind(role: Role) -> tuple[int, int] | str | None:
     try:
         st = stat_kind(role.path)
     except PathKindError as exc:
-        what = "folder" if role.folder else "file"
-        raise ConfigError(f"{role.key}: {role.path} {exc}; give a real {what}") from None
+        fix = exc.fix(f"a real {'folder' if role.folder else 'file'}")
+        raise ConfigError(f"{role.key}: {role.path} {exc}; {fix}") from None
     if st is not None:
         is_dir = stat.S_ISDIR(st.st_mode)
         if role.folder and not is_dir:
