@@ -185,11 +185,10 @@ class Daemon:
     # ------------------------------------------------------------------ lifecycle
 
     async def serve(self) -> int:
-        from entropi.engine import EngineWorker  # torch loads here, not at import
-
-        cfg = self.cfg
-        lock = _run_lock(cfg, self.opts.summary_json)  # before anything loads
+        lock = _run_lock(self.cfg, self.opts.summary_json)  # before anything, torch included
         try:
+            from entropi.engine import EngineWorker  # torch loads here, not at import
+
             return await self._serve(EngineWorker)
         finally:
             lock.release()
