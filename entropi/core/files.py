@@ -54,6 +54,8 @@ def stat_kind(path: Path) -> os.stat_result | None:
     """``stat`` without opening anything (a FIFO would block an open): the result for a
     regular file or folder, None when nothing is there, PathKindError for a FIFO, socket,
     device, symlink loop or a path through a file."""
+    if "\0" in str(path):
+        raise PathKindError("holds a NUL character", bad_parent=True)
     try:
         st = os.stat(path)
     except FileNotFoundError:

@@ -142,13 +142,13 @@ def _check_kind(role: Role) -> tuple[int, int] | str | None:
 
 def _check_journal_alone(found: list[Role]) -> None:
     """The journal folder is entropi's own (it is tightened to 0700 and its files purged):
-    no other role's file lives inside it, and it is not inside another written folder."""
+    nothing else is written inside it, and it is not inside another written folder."""
     journal = next((r for r in found if r.key == "memory.journal_dir"), None)
     if journal is None:
         return
     root = Path(os.path.realpath(journal.path))
     for role in found:
-        if role is journal or role.shared:
+        if role is journal or role.shared or not role.writes:
             continue
         here = Path(os.path.realpath(role.path))
         if root in here.parents:

@@ -176,6 +176,7 @@ def _check_creatable(path: Path, key: str) -> None:
 
 
 def writable_file(path: Path, key: str) -> None:
+    path = Path(os.path.realpath(path))  # a dangling symlink is written through: its target
     if path.is_dir():
         raise ConfigError(f"{key}: {path} is a folder; give a file name")
     if path.exists():
@@ -187,6 +188,7 @@ def writable_file(path: Path, key: str) -> None:
 
 
 def writable_dir(path: Path, key: str) -> None:
+    path = Path(os.path.realpath(path))
     if path.exists():
         if not path.is_dir():
             raise ConfigError(f"{key}: {path} is not a folder; give a folder path")

@@ -102,6 +102,19 @@ def _output_is_voice(tmp: Path, data: dict) -> None:
     data["audio"]["output_wav"] = str(tmp / "v.wav")
 
 
+def _dangling(tmp: Path) -> Path:
+    """A symlink to a place that cannot be created (writes follow the link)."""
+    (tmp / "blocker").write_text("x")
+    os.symlink(tmp / "blocker" / "o.wav", tmp / "o-link.wav")
+    return tmp / "o-link.wav"
+
+
+def _status_is_config_link(tmp: Path, data: dict) -> None:
+    (tmp / "config.yaml").write_text("# replaced by _write\n")
+    os.link(tmp / "config.yaml", tmp / "status-link.json")
+    data["service"]["status_file"] = str(tmp / "status-link.json")
+
+
 def _websocket(host: str = "127.0.0.1", **server: Any) -> Change:
     def apply(tmp: Path, data: dict) -> None:
         data["audio"] |= {"input": "websocket", "output": "websocket"}
@@ -214,6 +227,12 @@ CASES: list[tuple[str, Change, int, list[str]]] = [
      ["memory.profile_path:", "symlink loop"]),
     ("input-wav-loop", _to("audio.input_wav", _loop), 2, ["audio.input_wav:", "symlink loop"]),
     ("status-loop", _to("service.status_file", _loop), 2, ["service.status_file:", "loop"]),
+    ("output-wav-nul", _to("audio.output_wav", lambda t: f"{t}/o\0.wav"), 2,
+     ["audio.output_wav:", "holds a NUL character; fix the path"]),
+    ("output-wav-dangling-link-under-a-file", _to("audio.output_wav", _dangling), 2,
+     ["audio.output_wav: cannot create", "blocker is a file, not a folder"]),
+    ("status-hard-linked-to-config", _status_is_config_link, 2,
+     ["service.status_file:", "same file as --config"]),
     # ---- kernel file systems
     ("status-under-sys", _to("service.status_file", lambda t: "/sys/entropi/status.json"), 2,
      ["service.status_file: /sys/entropi/status.json is inside /sys (sysfs)"]),
