@@ -77,7 +77,7 @@ def stat_kind(path: Path) -> os.stat_result | None:
 
 def _file_on_the_way(path: Path) -> Path:
     """The first ancestor of ``path`` that is a file (what makes it ENOTDIR)."""
-    for parent in reversed(path.parents):
+    for parent in reversed(Path(os.path.realpath(path)).parents):  # where a link leads
         with contextlib.suppress(OSError):
             if not stat.S_ISDIR(os.stat(parent).st_mode):
                 return parent

@@ -14,7 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from entropi.core.errors import ConfigError, UsageError
-from entropi.core.files import ensure_private_dir, make_private_dirs, write_private
+from entropi.core.files import (
+    ensure_private_dir,
+    make_private_dirs,
+    read_regular,
+    write_private,
+)
 
 # The daemon rewrites the file every second (loading included): an older one is a leftover.
 STALE_SECONDS = 30.0
@@ -33,11 +38,12 @@ def read_status(path: Path) -> dict[str, Any] | None:
     """The last status, with ``running`` telling whether its process is still alive and the
     file fresh; a file that is not a status object gets ``error`` (one line)."""
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(read_regular(path))  # a FIFO there must not hang `entropi status`
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = (getattr(exc, "strerror", None) or str(exc).splitlines()[0] if str(exc)
+                  else type(exc).__name__)
         return {"running": False, "error": f"{path}: unreadable status file ({reason})"}
     pid, updated = (data.get("pid"), data.get("updated_at")) if isinstance(data, dict) else (
         None, None)

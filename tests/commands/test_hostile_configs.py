@@ -230,7 +230,7 @@ CASES: list[tuple[str, Change, int, list[str]]] = [
     ("output-wav-nul", _to("audio.output_wav", lambda t: f"{t}/o\0.wav"), 2,
      ["audio.output_wav:", "holds a NUL character; fix the path"]),
     ("output-wav-dangling-link-under-a-file", _to("audio.output_wav", _dangling), 2,
-     ["audio.output_wav: cannot create", "blocker is a file, not a folder"]),
+     ["audio.output_wav:", "o-link.wav cannot exist:", "blocker is a file, not a folder"]),
     ("status-hard-linked-to-config", _status_is_config_link, 2,
      ["service.status_file:", "same file as --config"]),
     # ---- kernel file systems

@@ -115,3 +115,14 @@ def test_a_second_daemon_on_shared_data_stops_at_once_naming_the_pid(daemon):
             if proc.poll() is None:
                 proc.kill()
     assert proc.returncode == 0, daemon.output()
+
+
+def test_a_status_file_that_is_a_fifo_is_reported_not_waited_on(tmp_path):
+    fifo = tmp_path / "status.json"
+    os.mkfifo(fifo)
+    code = ("from pathlib import Path\nfrom entropi.service.status import read_status\n"
+            f"print(read_status(Path({str(fifo)!r}))['error'])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.stdout.strip() == f"{fifo}: unreadable status file (is a FIFO, not a " \
+        "regular file)", proc.stderr
