@@ -364,14 +364,32 @@ def test_roles_that_only_read_may_share_a_file_and_a_fresh_layout_passes(tmp_pat
         cli.main(["run", "--config", str(path)])
 
 
+def _self_signed(stem: Path, passphrase: bytes | None = None) -> None:
+    """``stem``.crt and ``stem``.key: a real self-signed pair (what an operator would give)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    stem.with_suffix(".crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    stem.with_suffix(".key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(passphrase) if passphrase else
+        serialization.NoEncryption()))
+
+
 def test_a_real_tls_pair_passes_and_a_mismatched_key_is_refused(tmp_path, both, capsys):
-    def pem(name: str) -> None:
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
-                        "1", "-subj", "/CN=localhost", "-keyout", str(tmp_path / f"{name}.key"),
-                        "-out", str(tmp_path / f"{name}.crt")], check=True,
-                       capture_output=True)
-    pem("a")
-    pem("b")
+    _self_signed(tmp_path / "a")
+    _self_signed(tmp_path / "b")
     good = _write(tmp_path, _websocket(tls_cert=lambda t: t / "a.crt",
                                        tls_key=lambda t: t / "a.key"))
     assert cli.main(["check-config", "--config", str(good)]) == 0
@@ -380,6 +398,11 @@ def test_a_real_tls_pair_passes_and_a_mismatched_key_is_refused(tmp_path, both, 
                                       tls_key=lambda t: t / "b.key"))
     (check, line), again = _answers(bad, capsys)
     assert (check, line) == again and check == 2 and "server.tls_cert: cannot load" in line
+    _self_signed(tmp_path / "c", passphrase=b"hunter2hunter2")  # would prompt on a terminal
+    locked = _write(tmp_path, _websocket(tls_cert=lambda t: t / "c.crt",
+                                         tls_key=lambda t: t / "c.key"))
+    (check, line), again = _answers(locked, capsys)
+    assert (check, line) == again and check == 2 and "the key is encrypted" in line
 
 
 @pytest.mark.parametrize("kind", ["fifo", "loop", "socket", "folder"])
