@@ -64,6 +64,7 @@ def roles(cfg: Config, summary_json: Path | None = None) -> list[Role]:
     if a.input == "websocket":
         add("server.tls_cert", cfg.server.tls_cert, False)
         add("server.tls_key", cfg.server.tls_key, False)
+        add("server.tokens_file", cfg.server.tokens_file, False)
     if cfg.asr.backend == "faster-whisper" and cfg.asr.model.startswith(("/", ".", "~")):
         add("asr.model", Path(cfg.asr.model), False, folder=True)
     add("asr.cache_dir", cfg.asr.cache_dir, True, folder=True, shared=True)
@@ -74,6 +75,8 @@ def roles(cfg: Config, summary_json: Path | None = None) -> list[Role]:
         add("memory.journal_dir", cfg.memory.journal_dir, True, folder=True)
         add("memory.profile_path", cfg.memory.profile_path, True)
         add("the ledger beside memory.profile_path", ledger_path(cfg.memory.profile_path), True)
+        if cfg.server.per_user:
+            add("memory.users_dir", cfg.memory.users_root, True, folder=True)
     if a.input == "discord":
         from entropi.memory.consent import consent_path
 
@@ -89,7 +92,7 @@ def roles(cfg: Config, summary_json: Path | None = None) -> list[Role]:
 # What a second daemon must not share (caches, clips and the status file are not data; the
 # status file has its own lock).
 _DATA_KEYS = ("audio.output_wav", "conversation.transcript_file", "memory.journal_dir",
-              "memory.profile_path", "the ledger beside memory.profile_path",
+              "memory.users_dir", "memory.profile_path", "the ledger beside memory.profile_path",
               "discord.consent_file", "--summary-json")
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from entropi.config import Config
 from entropi.core.errors import ConfigError, InputError, ModelError
 from entropi.service.paths import check_paths
+from entropi.transports.websocket.protocol import Access
 
 _AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 
@@ -29,6 +30,7 @@ def preflight(cfg: Config, summary_json: Path | None = None) -> None:
     _check_clips(cfg)
     _check_gguf(cfg)
     _check_audio(cfg)
+    _check_conversations(cfg)
     _check_outputs(cfg, summary_json)
     _check_llm_key(cfg)
     _check_transport(cfg)
@@ -38,6 +40,17 @@ def preflight(cfg: Config, summary_json: Path | None = None) -> None:
 
         cipher_from_env(cfg.memory.encryption_key_env)
     _check_persona_tokens(cfg)
+
+
+def _check_conversations(cfg: Config) -> None:
+    """B > 1 conversations share one batched model: only websocket callers come B at once."""
+    b = cfg.runtime.max_conversations
+    if b > 1 and cfg.audio.input != "websocket":
+        raise ConfigError(f"runtime.max_conversations: {b} needs audio.input: websocket "
+                          f"(audio.input: {cfg.audio.input} is one conversation); set it to 1")
+    if b > 1 and cfg.asr.backend == "kyutai":
+        raise ConfigError(f"runtime.max_conversations: {b} does not run with asr.backend: "
+                          f"kyutai yet (one STT stream); use another backend or set it to 1")
 
 
 # --------------------------------------------------------------------------- inputs
@@ -129,10 +142,9 @@ def _check_llm_key(cfg: Config) -> None:
 def _check_transport(cfg: Config) -> None:
     """Tokens and TLS files the transport needs, as it will read them."""
     if cfg.audio.input == "websocket":
-        from entropi.transports.websocket.protocol import server_token
         from entropi.transports.websocket.server import tls_context
 
-        server_token(cfg)  # a non-loopback bind without a token
+        Access.load(cfg)  # a non-loopback bind without a token, a bad tokens file
         tls_context(cfg.server)  # the PEMs decoded, the key matching the certificate
     elif cfg.audio.input == "discord":
         from entropi.transports.discord import require_token
@@ -209,6 +221,8 @@ def _check_outputs(cfg: Config, summary_json: Path | None) -> None:
     if cfg.memory.enabled:
         writable_dir(cfg.memory.journal_dir, "memory.journal_dir")
         writable_file(cfg.memory.profile_path, "memory.profile_path")
+    if cfg.server.per_user and cfg.audio.input == "websocket":  # each caller's folder
+        writable_dir(cfg.memory.users_root, "memory.users_dir")
     if cfg.model.source != "local":
         writable_dir(cfg.model.cache_dir.expanduser(), "model.cache_dir")
     if summary_json is not None:
