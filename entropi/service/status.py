@@ -15,7 +15,6 @@ from typing import Any
 
 from entropi.core.errors import ConfigError, UsageError
 from entropi.core.files import (
-    ensure_private_dir,
     make_private_dirs,
     read_regular,
     write_private,
@@ -83,10 +82,10 @@ class Guarded:
 
 class RunLock:
     """Exclusive ``fcntl`` locks held for the daemon's life, on the status file's lock and on
-    every piece of the run's data: a folder and an existing file are locked themselves (so a
-    hard link or a symlink to them is caught), and every file also through a lock file beside
-    its real path (a file not created yet, one replaced by rename). The kernel drops the locks
-    when the process dies, so a crash never leaves a stale lock behind."""
+    every piece of the run's data: through a lock file beside its real path (a file or folder
+    not created yet, a file replaced by rename) and, where it exists, on the file or folder
+    itself (so a hard link to it is caught). Nothing of the data is created here. The kernel
+    drops the locks when the process dies, so a crash never leaves a stale lock behind."""
 
     def __init__(self, path: Path | None, data: Sequence[Guarded] = ()) -> None:
         self.path = path
@@ -105,13 +104,11 @@ class RunLock:
 
     def _guard(self, item: Guarded) -> None:
         real = Path(os.path.realpath(item.path))
+        self._named(real.with_name(f".{real.name}.daemon.lock"), item.key, item.path)
+        flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (os.O_DIRECTORY if item.folder
+                                                             else 0)
         try:
-            if item.folder:
-                ensure_private_dir(real)  # the daemon makes it anyway; 0700 like every folder
-                self._hold(os.open(real, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC), item)
-                return
-            self._named(real.with_name(f".{real.name}.daemon.lock"), item.key, item.path)
-            fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            fd = os.open(real, flags)
         except FileNotFoundError:
             return  # not created yet: the lock file beside it guards the name
         except OSError as exc:

@@ -102,6 +102,13 @@ def _output_is_voice(tmp: Path, data: dict) -> None:
     data["audio"]["output_wav"] = str(tmp / "v.wav")
 
 
+def _all(*changes: Change) -> Change:
+    def apply(tmp: Path, data: dict) -> None:
+        for change in changes:
+            change(tmp, data)
+    return apply
+
+
 def _dangling(tmp: Path) -> Path:
     """A symlink to a place that cannot be created (writes follow the link)."""
     (tmp / "blocker").write_text("x")
@@ -218,6 +225,7 @@ CASES: list[tuple[str, Change, int, list[str]]] = [
      ["audio.input_wav: /dev/zero is a character device"]),
     ("tls-cert-fifo", _websocket(tls_cert=_fifo, tls_key=lambda t: _fifo(t, "k")), 2,
      ["server.tls_cert:", "FIFO"]),
+    ("tokens-file-fifo", _websocket(tokens_file=_fifo), 2, ["server.tokens_file:", "FIFO"]),
     # ---- symlink loops (a traceback before)
     ("output-wav-loop", _to("audio.output_wav", _loop), 2,
      ["audio.output_wav:", "is a symlink loop"]),
@@ -233,6 +241,9 @@ CASES: list[tuple[str, Change, int, list[str]]] = [
      ["audio.output_wav:", "o-link.wav cannot exist:", "blocker is a file, not a folder"]),
     ("status-hard-linked-to-config", _status_is_config_link, 2,
      ["service.status_file:", "same file as --config"]),
+    ("users-dir-loop", _all(_websocket(tokens_file=lambda t: t / "tokens"),
+                            _to("memory.users_dir", _loop)), 2,
+     ["memory.users_dir:", "is a symlink loop"]),
     # ---- kernel file systems
     ("status-under-sys", _to("service.status_file", lambda t: "/sys/entropi/status.json"), 2,
      ["service.status_file: /sys/entropi/status.json is inside /sys (sysfs)"]),

@@ -52,8 +52,8 @@ def test_a_file_not_created_yet_and_a_symlinked_journal_folder_are_guarded(tmp_p
     first = _held(Guarded("memory.journal_dir", journal, folder=True),
                   Guarded("memory.profile_path", tmp_path / "p.json"))
     try:
-        assert journal.is_dir() and journal.stat().st_mode & 0o777 == 0o700
-        assert not (tmp_path / "p.json").exists()  # a lock file beside it, not the file
+        assert not journal.exists() and not (tmp_path / "p.json").exists()  # never created
+        assert (tmp_path / ".journal.daemon.lock").is_file()  # a lock file beside each
         with pytest.raises(UsageError, match=r"memory\.journal_dir"):
             _held(Guarded("memory.journal_dir", tmp_path / "journal-alias", folder=True))
         with pytest.raises(UsageError, match=r"memory\.profile_path"):
@@ -61,6 +61,19 @@ def test_a_file_not_created_yet_and_a_symlinked_journal_folder_are_guarded(tmp_p
                   Guarded("memory.profile_path", tmp_path / "p.json"))
         # The failed attempt released what it had taken: elsewhere.txt is free.
         _held(Guarded("conversation.transcript_file", tmp_path / "elsewhere.txt")).release()
+    finally:
+        first.release()
+
+
+def test_an_existing_journal_is_locked_itself(tmp_path):
+    journal = tmp_path / "journal"
+    journal.mkdir()
+    first = _held(Guarded("memory.journal_dir", journal, folder=True))
+    try:
+        (tmp_path / "elsewhere").mkdir()
+        os.symlink(journal, tmp_path / "elsewhere" / "j")  # another name, same folder
+        with pytest.raises(UsageError, match=rf"pid {os.getpid()}\) is running on memory"):
+            _held(Guarded("memory.journal_dir", tmp_path / "elsewhere" / "j", folder=True))
     finally:
         first.release()
 
