@@ -46,7 +46,8 @@ def test_entropi_config_is_used_without_the_flag(tmp_path):
 
 def test_check_config_warns_about_device_token_and_downloads(tmp_path):
     path = tmp_path / "c.yaml"
-    data = _with_real_files({"model": {"source": "hub"},
+    # No recogniser: offline, check-config (= run's preflight) refuses one it cannot load.
+    data = _with_real_files({"model": {"source": "hub"}, "asr": {"backend": "none"},
                              "service": {"status_file": str(tmp_path / "s.json")}}, tmp_path)
     path.write_text(yaml.safe_dump(data))
     proc = entropi("check-config", "--config", str(path), env=_offline(tmp_path))
@@ -57,7 +58,7 @@ def test_check_config_warns_about_device_token_and_downloads(tmp_path):
     cached = [w for w in warnings if w.startswith("warning: not cached: ")]
     assert cached and f"entropi fetch --config {path}" in cached[0], warnings
     gb = float(re.search(r"not cached: ([\d.]+) GB", cached[0]).group(1))
-    assert gb > 17  # checkpoint + Mimi + presets + Qwen + whisper
+    assert gb > 17  # checkpoint + Mimi + presets + Qwen
     assert any("runtime.device: auto → cpu" in w for w in warnings) == (not has_nvidia_gpu())
     # The demo config (tiny model, bundled LLM, no recogniser) has nothing to warn about.
     demo = entropi("check-config", "--config", "config.demo.yaml", "--json",
