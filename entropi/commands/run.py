@@ -46,10 +46,14 @@ def run(args: argparse.Namespace) -> int:
     from entropi.service.preflight import preflight
 
     preflight(cfg, args.summary_json)  # same checks as check-config, before any model loads
-    from entropi.engine.presets import with_hub_preset
+    from entropi.engine.presets import caller_voice_folders, with_hub_preset
 
+    user_voices = cfg.voice.prompt_dir
     cfg = with_hub_preset(cfg)  # NATF0.pt & co. from the hub's voices.tgz, before the model
+    voice_dirs = None
+    if cfg.audio.input == "websocket":  # the token was checked by preflight
+        voice_dirs = caller_voice_folders(user_voices, cfg)  # the 18 presets beside the user's
     from entropi.service.daemon import RunOptions, run_daemon
 
     return run_daemon(cfg, RunOptions(max_windows=args.max_windows,
-                                      summary_json=args.summary_json))
+                                      summary_json=args.summary_json, voice_dirs=voice_dirs))

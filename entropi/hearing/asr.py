@@ -95,7 +95,7 @@ class FasterWhisperTranscriber:
                              f"{str(exc).splitlines()[0] if str(exc) else ''} "
                              "(give a faster-whisper size such as base.en, a hub repo, or a "
                              "local CTranslate2 directory; or asr.backend: none)") from None
-        log.info("asr ready", model=cfg.model, device=self.device,
+        log.info("asr_ready", model=cfg.model, device=self.device,
                  compute_type=self.compute_type, load_s=round(time.perf_counter() - t0, 2))
 
     def transcribe(self, pcm16k: np.ndarray) -> str:

@@ -19,7 +19,7 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from entropi.core.errors import ConfigError, InputError
-from entropi.core.logs import get_logger
+from entropi.core.logs import get_logger, narrate
 from entropi.transports.websocket.feed import LiveFeed
 from entropi.transports.websocket.server import ChatServer
 
@@ -36,8 +36,10 @@ async def serve_callers(daemon: Daemon, worker: Any, client: Any, clips: Any,
                         deadline: float) -> None:
     cfg = daemon.cfg
     daemon.feed = LiveFeed()
-    server = ChatServer(cfg, daemon.feed, status=daemon.live_status)
+    server = ChatServer(cfg, daemon.feed, status=daemon.live_status,
+                        voice_dirs=daemon.opts.voice_dirs)
     await server.start()
+    narrate(f"ready: open {server.url} to talk (or connect moshi's client to port {server.port})")
     daemon.notifier.ready(status=f"waiting for a caller on port {server.port}")
     call: WebSocketTransport | None = None
 
@@ -67,6 +69,7 @@ async def serve_callers(daemon: Daemon, worker: Any, client: Any, clips: Any,
                 server.release()
                 continue
             conversations += 1
+            daemon.feed.new_call(conversation=conversations, voice=call_cfg.voice.prompt_file)
             daemon.set_state("priming", conversation=conversations, remote=call.remote,
                              window=0)
             daemon.on_live = call.go_live

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from entropi.conversation.controller import PersonaPlexController, State, WindowStats
 from entropi.conversation.session import Session
 from entropi.core.errors import ConfigError, InputError
-from entropi.core.logs import get_logger
+from entropi.core.logs import get_logger, narrate
 from entropi.service.callers import next_call, use_voice, watchdog
 from entropi.transports.websocket.feed import LiveFeed
 from entropi.transports.websocket.server import ChatServer
@@ -90,7 +90,7 @@ class Calls:
             session = Session(cfg, slot, self.client, clips, deadline, call, asr=daemon._asr,
                               max_windows=daemon.opts.max_windows,
                               on_window=self._on_window(number, call),
-                              on_frame=daemon._on_frame)
+                              on_frame=daemon._on_frame, on_user_turn=daemon._on_user_turn)
             self.controllers[number] = session.controller
             if daemon.stop_requested.is_set():
                 session.controller.request_stop()
@@ -121,8 +121,10 @@ async def serve_many(daemon: Daemon, pool: SlotPool, client: Any, clips: Any,
                      deadline: float) -> None:
     cfg = daemon.cfg
     daemon.feed = LiveFeed()
-    server = ChatServer(cfg, daemon.feed, status=daemon.live_status)
+    server = ChatServer(cfg, daemon.feed, status=daemon.live_status,
+                        voice_dirs=daemon.opts.voice_dirs)
     await server.start()
+    narrate(f"ready: open {server.url} to talk, up to {pool.size} callers at once")
     calls = Calls(daemon, pool, server, client, clips, deadline)
     daemon.notifier.ready(status=f"waiting for callers on port {server.port} "
                                  f"(up to {pool.size} at once)")

@@ -74,7 +74,7 @@ def test_check_config_json_masks_secrets(tmp_path):
     data = json.loads(proc.stdout)
     assert data["config"]["secondary_model"]["api_key"] == "********"
     assert data["config"]["model"]["hf_token"] == "********"
-    assert data["budget"]["needed"] == 687 and data["budget"]["fits"] is True
+    assert data["budget"]["needed"] == 125 + 12 + 300 + 400 and data["budget"]["fits"] is True
     assert set(data["vram_estimate_gb"]) == {"none", "int8", "int4", "fp8"}
     assert data["vram_estimate_gb"]["int4"]["total_gb"] < data["vram_estimate_gb"]["int8"][
         "total_gb"] < data["vram_estimate_gb"]["none"]["total_gb"]
@@ -113,7 +113,9 @@ def test_run_rejects_bad_arguments():
 
 
 def test_log_format_json_lines(tmp_path):
-    proc = entropi("status", "--config", "config.demo.yaml", "--log-format", "json",
+    config = tmp_path / "c.yaml"  # its own status file: a demo run may have left one in out/
+    config.write_text(f"service:\n  status_file: {tmp_path / 'status.json'}\n")
+    proc = entropi("status", "--config", str(config), "--log-format", "json",
                    "--log-level", "debug")
     # no daemon running: exit 3 and a plain message, no traceback
     assert proc.returncode == 3

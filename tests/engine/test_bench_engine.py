@@ -16,7 +16,8 @@ def test_bench_engine_json_with_stock_reference(tiny: TinyPaths, cache_dir: Path
     config = tmp_path / "bench.yaml"
     config.write_text(f"model:\n  source: tiny\n  tiny_seed: {TINY_SEED}\n"
                       f"  cache_dir: {cache_dir}\n"
-                      "runtime:\n  device: cpu\n  context_window: 500\n  torch_threads: 1\n")
+                      "runtime:\n  device: cpu\n  context_window: 500\n  torch_threads: 1\n"
+                      "conversation:\n  prompt_token_budget: 150\n")
     proc = subprocess.run(
         [sys.executable, "-m", "entropi", "bench", "engine", "--config", str(config),
          "--random-weights", "tiny", "--frames", "12", "--repeats", "2", "--voice-seconds", "2",

@@ -2,7 +2,8 @@
 (one by default), the web page and its feed.
 
 Routes: ``GET /api/chat`` (websocket, moshi's protocol), ``GET /`` (entropi's page),
-``/static/*``, ``GET /api/status`` (JSON) and ``GET /api/events`` (server-sent events).
+``/static/*``, ``GET /api/status`` (JSON), ``GET /api/voices`` (the names a caller may pass
+as ``voice_prompt``) and ``GET /api/events`` (server-sent events).
 Every ``/api/`` route checks the token when one is set. The daemon takes callers with ``next_call``
 and frees the line with ``release`` once the conversation is flushed to memory.
 """
@@ -13,7 +14,7 @@ import asyncio
 import contextlib
 import json
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +33,12 @@ STATIC = Path(__file__).parent / "static"
 
 
 class ChatServer:
-    def __init__(self, cfg: Config, feed: LiveFeed, status: Callable[[], dict[str, Any]]) -> None:
+    def __init__(self, cfg: Config, feed: LiveFeed, status: Callable[[], dict[str, Any]],
+                 voice_dirs: Sequence[Path] | None = None) -> None:
         self.cfg = cfg
         self.feed = feed
+        # Where voice_prompt names are looked up: the user's voices, then PersonaPlex's presets.
+        self.voice_dirs = tuple(voice_dirs or (cfg.voice.prompt_dir,))
         self._status = status
         self._access = p.Access.load(cfg)  # refuses a non-loopback bind without a token
         self.max_calls = cfg.runtime.max_conversations
@@ -42,6 +46,7 @@ class ChatServer:
         self.active = 0  # calls taken and not yet released (flushed)
         self._runner: web.AppRunner | None = None
         self.port = cfg.server.port
+        self.url = ""  # the page's address, once listening
         self.refused = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -49,7 +54,8 @@ class ChatServer:
     async def start(self) -> None:
         app = web.Application(middlewares=[self._auth])
         app.add_routes([web.get("/api/chat", self._chat), web.get("/api/status", self._api_status),
-                        web.get("/api/events", self._events), web.get("/", self._index),
+                        web.get("/api/voices", self._voices), web.get("/api/events", self._events),
+                        web.get("/", self._index),
                         web.static("/static", STATIC)])
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
@@ -65,8 +71,10 @@ class ChatServer:
         if sockets:
             self.port = sockets[0].getsockname()[1]
         scheme = "https" if self.cfg.server.tls_cert else "http"
-        log.info("server_listening", url=f"{scheme}://{self.cfg.server.host}:{self.port}/",
-                 token=not self._access.open, users=self._access.users)
+        host = self.cfg.server.host
+        self.url = f"{scheme}://{f'[{host}]' if ':' in host else host}:{self.port}/"
+        log.info("server_listening", url=self.url, token=not self._access.open,
+                 users=self._access.users)
 
     def _tls(self) -> ssl.SSLContext | None:
         return tls_context(self.cfg.server)
@@ -95,7 +103,8 @@ class ChatServer:
             if caller is None:
                 log.warning("unauthorized", remote=request.remote, path=request.path)
                 raise web.HTTPUnauthorized(text="401: a valid token is needed\n")
-            if request.path != "/api/chat" and not caller.owner:
+            # The voice list is what a caller picks from: every token may read it.
+            if request.path not in ("/api/chat", "/api/voices") and not caller.owner:
                 log.warning("forbidden", remote=request.remote, path=request.path,
                             user=caller.user_id)
                 raise web.HTTPForbidden(text="403: the live view needs the owner's token\n")
@@ -110,7 +119,8 @@ class ChatServer:
             if self.active >= self.max_calls:
                 raise p.Refused("busy: another conversation is in progress" if self.max_calls == 1
                                 else f"busy: all {self.max_calls} conversations are in progress")
-            req = p.check_request(request.query, self.cfg, request["caller"].user_id)
+            req = p.check_request(request.query, self.cfg, request["caller"].user_id,
+                                  self.voice_dirs)
         except p.Refused as exc:
             self.refused += 1
             log.warning("call_refused", remote=remote, reason=str(exc))
@@ -140,6 +150,13 @@ class ChatServer:
 
     async def _api_status(self, request: web.Request) -> web.Response:
         return web.json_response(self._status())
+
+    async def _voices(self, request: web.Request) -> web.Response:
+        preset = set(self.voice_dirs[1:])
+        return web.json_response({
+            "default": self.cfg.voice.prompt_file,
+            "voices": [{"name": name, "preset": path.parent in preset}
+                       for name, path in p.list_voices(self.voice_dirs)]})
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
