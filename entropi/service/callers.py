@@ -33,10 +33,15 @@ _PING_SECONDS = 1.0
 
 
 async def serve_callers(daemon: Daemon, worker: Any, client: Any, clips: Any,
-                        deadline: float) -> None:
+                        deadline: float, server: Any = None) -> None:
+    """Take calls from ``server`` (default: the daemon's own aiohttp :class:`ChatServer`; a
+    cluster replica passes its ASGI one) until the daemon is asked to stop."""
     cfg = daemon.cfg
-    daemon.feed = LiveFeed()
-    server = ChatServer(cfg, daemon.feed, status=daemon.live_status)
+    if server is None:
+        daemon.feed = LiveFeed()
+        server = ChatServer(cfg, daemon.feed, status=daemon.live_status)
+    else:
+        daemon.feed = server.feed
     await server.start()
     daemon.notifier.ready(status=f"waiting for a caller on port {server.port}")
     call: WebSocketTransport | None = None
@@ -63,8 +68,8 @@ async def serve_callers(daemon: Daemon, worker: Any, client: Any, clips: Any,
                 call.refuse("voice_prompt: " + str(exc).replace(str(call_cfg.voice.prompt_path),
                                                                 repr(call_cfg.voice.prompt_file)))
                 await call.close()
+                server.release(call)
                 call = None
-                server.release()
                 continue
             conversations += 1
             daemon.set_state("priming", conversation=conversations, remote=call.remote,
@@ -84,8 +89,8 @@ async def serve_callers(daemon: Daemon, worker: Any, client: Any, clips: Any,
                          windows=daemon.summary.get("windows"))
                 daemon.publish("call_ended", conversation=conversations,
                                reason=call.end_reason)
+                server.release(call)
                 call = None
-                server.release()
         if daemon.summary:  # the last conversation's summary, and how many there were
             daemon.summary["conversations"] = conversations
     finally:
@@ -107,7 +112,7 @@ async def _use_voice(worker: Any, cfg: Any,
     return voice_clips[name]
 
 
-async def _next_call(server: ChatServer, stop: asyncio.Event) -> WebSocketTransport | None:
+async def _next_call(server: Any, stop: asyncio.Event) -> WebSocketTransport | None:
     getter = asyncio.ensure_future(server.next_call())
     stopper = asyncio.ensure_future(stop.wait())
     await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)

@@ -48,12 +48,14 @@ EXIT_STOP_TIMEOUT = 75  # EX_TEMPFAIL: graceful stop overran service.stop_timeou
 class RunOptions:
     max_windows: int | None = None
     summary_json: Path | None = None
+    signals: bool = True  # False: the host process owns SIGTERM/SIGINT (a cluster replica)
 
 
 class Daemon:
-    def __init__(self, cfg: Config, opts: RunOptions) -> None:
+    def __init__(self, cfg: Config, opts: RunOptions, server: Any = None) -> None:
         self.cfg = cfg
         self.opts = opts
+        self.server = server  # where callers come from; None: its own aiohttp server
         self.notifier = Notifier()
         self.controller: PersonaPlexController | None = None
         self.summary: dict[str, Any] = {}
@@ -65,6 +67,7 @@ class Daemon:
         self.feed: Any = None  # the web page's LiveFeed, when remote callers are served
         self.on_live: Any = None  # called when a conversation's first window goes live
         self.calls: list[dict[str, Any]] = []  # per remote call: latency samples, problems
+        self.status_extra: Any = None  # () -> dict merged into every status write (a replica's)
         self._ended: WindowStats | None = None
         self._asr: TurnTranscriber | None = None
         self._status_failing = False  # the last write failed (logged once, until it works)
@@ -90,6 +93,10 @@ class Daemon:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(EXIT_OK)
+        self.request_stop()
+
+    def request_stop(self) -> None:
+        """Stop after the current frame: memory is flushed, then ``serve`` returns."""
         self._live["state"] = "stopping"
         self.stop_requested.set()  # a daemon waiting for a caller stops waiting
         if self.controller is not None:
@@ -151,6 +158,8 @@ class Daemon:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._status_due.wait(), 1.0)
             self._status_due.clear()
+            if self.status_extra is not None:
+                self._live.update(self.status_extra())
             c = self.controller
             if c is not None:
                 self._live.update(frames=c.totals.frames, windows=c.totals.windows,
@@ -196,7 +205,7 @@ class Daemon:
 
     async def _serve(self, engine_worker: Any) -> int:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT) if self.opts.signals else ():
             loop.add_signal_handler(sig, self._on_signal, sig)
         t_start = time.perf_counter()
         self._write_status(self._live)
@@ -254,7 +263,7 @@ class Daemon:
             if cfg.audio.input == "websocket":
                 from entropi.service.callers import serve_callers
 
-                await serve_callers(self, worker, client, clips, deadline)
+                await serve_callers(self, worker, client, clips, deadline, self.server)
             else:
                 audio = open_transport(cfg)
                 await audio.start()

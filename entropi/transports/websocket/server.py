@@ -3,7 +3,8 @@
 Routes: ``GET /api/chat`` (websocket, moshi's protocol), ``GET /`` (entropi's page),
 ``/static/*``, ``GET /api/status`` (JSON) and ``GET /api/events`` (server-sent events).
 Every ``/api/`` route checks the token when one is set. The daemon takes callers with ``next_call``
-and frees the line with ``release`` once the conversation is flushed to memory.
+and frees the line with ``release`` once the conversation is flushed to memory; what happens on
+the socket is :class:`~entropi.transports.websocket.line.CallLine`'s, shared with the cluster.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import asyncio
 import contextlib
 import json
 import ssl
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,12 @@ from entropi.core.errors import ConfigError
 from entropi.core.logs import get_logger
 from entropi.transports.websocket import protocol as p
 from entropi.transports.websocket.feed import LiveFeed
-from entropi.transports.websocket.transport import SEND_BUFFER_BYTES, WebSocketTransport
+from entropi.transports.websocket.line import CallLine
+from entropi.transports.websocket.transport import (
+    SEND_BUFFER_BYTES,
+    WebSocketTransport,
+    WireError,
+)
 
 log = get_logger(__name__)
 
@@ -36,11 +42,17 @@ class ChatServer:
         self.feed = feed
         self._status = status
         self._token = p.server_token(cfg)  # refuses a non-loopback bind without one
-        self._calls: asyncio.Queue[WebSocketTransport] = asyncio.Queue(maxsize=1)
-        self._busy = False
+        self.line = CallLine(cfg, feed)
         self._runner: web.AppRunner | None = None
         self.port = cfg.server.port
-        self.refused = 0
+
+    @property
+    def refused(self) -> int:
+        return self.line.refused
+
+    @refused.setter
+    def refused(self, value: int) -> None:
+        self.line.refused = value
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -84,11 +96,11 @@ class ChatServer:
             self._runner = None
 
     async def next_call(self) -> WebSocketTransport:
-        return await self._calls.get()
+        return await self.line.next_call()
 
-    def release(self) -> None:
-        """The last conversation is flushed: the next caller may come in."""
-        self._busy = False
+    def release(self, call: WebSocketTransport | None = None) -> None:
+        """A conversation is flushed: the next caller may come in."""
+        self.line.release(call)
 
     # ------------------------------------------------------------------ routes
 
@@ -105,35 +117,13 @@ class ChatServer:
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(max_msg_size=self.cfg.server.max_message_bytes)
         await ws.prepare(request)
-        remote = str(request.remote)
-        try:
-            if self._busy:
-                raise p.Refused("busy: another conversation is in progress")
-            req = p.check_request(request.query, self.cfg)
-        except p.Refused as exc:
-            self.refused += 1
-            log.warning("call_refused", remote=remote, reason=str(exc))
-            await ws.send_bytes(p.error_message(str(exc)))
-            await ws.close()
-            return ws
-        if req.ignored:
-            log.info("call_params_ignored", remote=remote, params=list(req.ignored))
-        self._busy = True
         transport = request.transport
         if transport is not None:
             _small_send_buffers(transport)
-        call = WebSocketTransport(
-            ws, req.config(self.cfg), remote,
-            on_text=lambda text: self.feed.publish("text", text=text),
-            abort=transport.abort if transport is not None else None,
+        await self.line.answer(
+            AiohttpWire(ws, self.cfg.server.max_message_bytes), request.query, request.headers,
+            str(request.remote), abort=transport.abort if transport is not None else None,
             backlog=transport.get_write_buffer_size if transport is not None else None)
-        call.request = req  # type: ignore[attr-defined]
-        log.info("call_started", remote=remote, text_prompt=req.text_prompt is not None,
-                 voice=req.voice.name if req.voice else self.cfg.voice.prompt_file)
-        await call.start()
-        self._calls.put_nowait(call)
-        await call.receive()
-        await call.ended.wait()  # the daemon closes the call after flushing the conversation
         return ws
 
     async def _api_status(self, request: web.Request) -> web.Response:
@@ -153,6 +143,35 @@ class ChatServer:
 
     async def _index(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(STATIC / "index.html")
+
+
+class AiohttpWire:
+    """aiohttp's websocket as the protocol's :class:`~.transport.Wire`."""
+
+    def __init__(self, ws: web.WebSocketResponse, max_bytes: int) -> None:
+        self._ws = ws
+        self._max_bytes = max_bytes
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self._ws.send_bytes(data)
+
+    async def close(self) -> None:
+        await self._ws.close()
+
+    async def incoming(self) -> AsyncIterator[bytes | str]:
+        from aiohttp import WSMsgType
+
+        async for msg in self._ws:
+            if msg.type == WSMsgType.BINARY:
+                yield msg.data
+            elif msg.type == WSMsgType.ERROR:
+                exc = self._ws.exception()
+                if getattr(exc, "code", None) == 1009:  # over max_msg_size: aiohttp closed
+                    raise WireError("ws_message_too_big",
+                                    f"message over {self._max_bytes} bytes; closed")
+                raise WireError("ws_error", f"{type(exc).__name__}: {exc}")
+            else:
+                yield str(msg.data)
 
 
 def _small_send_buffers(transport: asyncio.Transport) -> None:

@@ -1,0 +1,373 @@
+"""The cluster: replicas of the daemon behind Ray Serve (``entropi cluster``, ``entropi[cluster]``).
+
+Each Serve replica is one process owning one GPU (``cluster.num_gpus``; 0: a CPU process)
+that runs the ordinary daemon's callers loop on its own engine; the callers reach it through
+Serve's proxy, which routes each websocket to a replica (ASGI ingress, ``transports/websocket/
+asgi.py``; the protocol itself is :class:`~entropi.transports.websocket.line.CallLine`, the same
+as the single daemon's). ``max_ongoing_requests`` is the replica's slots plus one, so a caller
+arriving while every slot is taken still reaches a replica and hears kind 5 "busy" at once; the
+proxy holds at most ``cluster.queue_bound`` more (HTTP 503 past it) instead of queueing.
+
+Memory follows the person: a caller's token names a user (``cluster.users``), whose memory
+lives in ``cluster.memory_root/<user>/`` (a folder every replica reaches) under a per-person
+lock held for the call (:mod:`entropi.memory.person`). Each replica keeps a status file in
+``cluster.state_dir`` (``entropi status --cluster``).
+
+A replica killed mid-call: Serve's proxy ends that caller's socket; :class:`ReplicaLossNotice`,
+installed in the proxy, first tells the caller with kind 5. Serve starts a new replica.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from entropi.config import Config
+from entropi.core.errors import ConfigError, MemoryFileError
+from entropi.core.logs import get_logger
+from entropi.memory.person import PersonBusy, PersonLock, lock_person
+from entropi.service.daemon import Daemon, RunOptions
+from entropi.transports.websocket import protocol as p
+from entropi.transports.websocket.asgi import AsgiApp
+from entropi.transports.websocket.feed import LiveFeed
+from entropi.transports.websocket.line import CallLine
+
+log = get_logger(__name__)
+
+APP_NAME = "entropi"
+DEPLOYMENT = "EntropiReplica"
+DEFAULT_USER = "default"
+REPLICA_LOST = "the replica serving this call stopped; please call again"
+# Where Serve's proxy finds its middlewares (it reads this variable when it starts).
+PROXY_CALLBACK_ENV = "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"
+PROXY_CALLBACK = "entropi.service.cluster:proxy_middlewares"
+
+
+def slots(cfg: Config) -> int:
+    """Calls one replica serves at once (``runtime.max_conversations`` where the engine has
+    it; one conversation per engine otherwise)."""
+    return int(getattr(cfg.runtime, "max_conversations", 1))
+
+
+# --------------------------------------------------------------------------- people
+
+
+def memory_root(cfg: Config) -> Path:
+    """Where people's memory folders live: ``cluster.memory_root``, else beside the profile."""
+    return cfg.cluster.memory_root or cfg.memory.profile_path.parent / "people"
+
+
+def user_config(cfg: Config, user: str) -> Config:
+    """``cfg`` with journal, profile (ledger beside it) and transcript in the user's folder."""
+    folder = memory_root(cfg) / user
+    memory = cfg.memory.model_copy(update={"journal_dir": folder / "journal",
+                                           "profile_path": folder / "persona_state.json"})
+    update: dict[str, Any] = {"memory": memory}
+    if cfg.conversation.transcript_file is not None:
+        update["conversation"] = cfg.conversation.model_copy(
+            update={"transcript_file": folder / "transcript.txt"})
+    return cfg.model_copy(update=update)
+
+
+def user_tokens(cfg: Config, env: Mapping[str, str]) -> dict[str, str]:
+    """token → user id, for the users whose token variable is set."""
+    return {env[var]: user for user, var in cfg.cluster.users.items() if env.get(var)}
+
+
+def caller_user(tokens: Mapping[str, str], query: Mapping[str, str],
+                headers: Mapping[str, str]) -> str | None:
+    """The user whose token the caller gave (each compared in constant time)."""
+    for token, user in tokens.items():
+        if p.token_ok(token, query, headers):
+            return user
+    return None
+
+
+@dataclass
+class PersonCall:
+    """A checked request plus whose call it is; the call's ``request`` on the line."""
+
+    request: p.CallRequest
+    user: str
+    lock: PersonLock | None
+
+    @property
+    def text_prompt(self) -> str | None:
+        return self.request.text_prompt
+
+    @property
+    def voice(self) -> Path | None:
+        return self.request.voice
+
+    @property
+    def ignored(self) -> tuple[str, ...]:
+        return self.request.ignored
+
+    def config(self, cfg: Config) -> Config:
+        return user_config(self.request.config(cfg), self.user)
+
+    def done(self) -> None:
+        """The call's memory is flushed: the person may call again (anywhere)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+
+class Admission:
+    """Who is calling, and their lock; refusals are one line, before anything is written."""
+
+    def __init__(self, cfg: Config, env: Mapping[str, str]) -> None:
+        self.cfg = cfg
+        self.tokens = user_tokens(cfg, env)
+        self.server_token = env.get(cfg.server.token_env) or None
+
+    def authorized(self, query: Mapping[str, str], headers: Mapping[str, str]) -> bool:
+        if self.server_token is None and not self.tokens:
+            return True
+        return (caller_user(self.tokens, query, headers) is not None or
+                (self.server_token is not None and
+                 p.token_ok(self.server_token, query, headers)))
+
+    def __call__(self, req: p.CallRequest, query: Mapping[str, str],
+                 headers: Mapping[str, str]) -> PersonCall:
+        user = caller_user(self.tokens, query, headers) or DEFAULT_USER
+        if not self.cfg.memory.enabled:
+            return PersonCall(req, user, None)
+        try:
+            lock = lock_person(memory_root(self.cfg), user)
+        except PersonBusy:
+            raise p.Refused(f"busy: {user} is already in a call") from None
+        except MemoryFileError as exc:
+            log.error("memory_root_unreachable", user=user, error=str(exc))
+            raise p.Refused(f"memory unavailable: {exc}") from None
+        return PersonCall(req, user, lock)
+
+
+# --------------------------------------------------------------------------- a replica
+
+
+class ReplicaServer:
+    """What the daemon's callers loop takes calls from, in a replica: the line the ASGI app
+    feeds (Serve's proxy owns the listening socket)."""
+
+    def __init__(self, line: CallLine) -> None:
+        self.line = line
+        self.feed = line.feed
+        self.port = 0
+        self.started = asyncio.Event()
+
+    @property
+    def refused(self) -> int:
+        return self.line.refused
+
+    @refused.setter
+    def refused(self, value: int) -> None:
+        self.line.refused = value
+
+    async def start(self) -> None:
+        self.started.set()
+
+    async def stop(self) -> None:
+        return None
+
+    async def next_call(self) -> Any:
+        return await self.line.next_call()
+
+    def release(self, call: Any = None) -> None:
+        self.line.release(call)
+
+
+def replica_config(cfg: Config, replica: str) -> Config:
+    """The replica's own status file (and run lock beside it) in the shared state folder."""
+    service = cfg.service.model_copy(
+        update={"status_file": cfg.cluster.state_dir / f"replica-{replica}.json"})
+    return cfg.model_copy(update={"service": service})
+
+
+class Replica:
+    """One replica's state: the daemon (engine, LLM, callers loop) and the line it serves."""
+
+    def __init__(self, cfg: Config, replica: str, env: Mapping[str, str]) -> None:
+        self.id = replica
+        self.cfg = replica_config(cfg, replica)
+        self.admission = Admission(self.cfg, env)
+        self.line = CallLine(self.cfg, LiveFeed(), slots(self.cfg), admit=self.admission)
+        self.server = ReplicaServer(self.line)
+        self.daemon = Daemon(self.cfg, RunOptions(signals=False), server=self.server)
+        self.daemon.status_extra = self.status
+        self.task: asyncio.Task[int] | None = None
+
+    async def start(self) -> None:
+        """Load the engine; return once calls can be taken (raise if the daemon failed)."""
+        self.task = asyncio.create_task(self.daemon.serve(), name=f"replica-{self.id}")
+        started = asyncio.ensure_future(self.server.started.wait())
+        await asyncio.wait({self.task, started}, return_when=asyncio.FIRST_COMPLETED)
+        if self.task.done():
+            started.cancel()
+            code = self.task.result()  # a raised error propagates: Serve logs it and retries
+            raise RuntimeError(f"replica {self.id}: the daemon stopped at start (exit {code})")
+        log.info("replica_ready", replica=self.id, slots=self.line.slots)
+
+    def status(self) -> dict[str, Any]:
+        return {"replica": self.id, "host": socket.gethostname(), "slots": self.line.slots,
+                "slots_in_use": self.line.in_use, "calls": self.line.answered,
+                "refused": self.line.refused}
+
+    def app(self) -> AsgiApp:
+        return AsgiApp(self.line, self.daemon.live_status, self.admission.authorized)
+
+    def check(self) -> None:
+        if self.task is not None and self.task.done():
+            raise RuntimeError(f"replica {self.id}: the daemon has stopped")
+
+    async def stop(self) -> None:
+        self.daemon.request_stop()
+        if self.task is not None:
+            await asyncio.wait({self.task}, timeout=self.cfg.service.stop_timeout_seconds + 5)
+
+
+# --------------------------------------------------------------------------- deployment
+
+
+def deployment_options(cfg: Config) -> dict[str, Any]:
+    c = cfg.cluster
+    opts: dict[str, Any] = {
+        "name": DEPLOYMENT,
+        # One more than the slots: a caller past them still reaches a replica and hears "busy".
+        "max_ongoing_requests": slots(cfg) + 1,
+        "max_queued_requests": c.queue_bound,
+        "ray_actor_options": {"num_gpus": c.num_gpus, "num_cpus": c.num_cpus},
+        "health_check_period_s": 2.0,
+        "graceful_shutdown_timeout_s": cfg.service.stop_timeout_seconds + 5,
+    }
+    if c.max_replicas is not None:
+        opts["autoscaling_config"] = {"min_replicas": c.min_replicas,
+                                      "max_replicas": c.max_replicas,
+                                      "target_ongoing_requests": max(1, slots(cfg) - 1)}
+    else:
+        opts["num_replicas"] = c.replicas
+    return opts
+
+
+def build_app(cfg: Config) -> Any:
+    """The Serve application: the replica class behind the ASGI ingress, bound to ``cfg``."""
+    from ray import serve  # heavy: only the cluster needs Ray
+
+    @serve.ingress()
+    class EntropiReplica:
+        async def __init__(self, cfg: Config) -> None:
+            ctx = serve.get_replica_context()
+            self.replica = Replica(cfg, ctx.replica_id.unique_id, os.environ)
+            await self.replica.start()
+
+        def __serve_build_asgi_app__(self) -> AsgiApp:
+            return self.replica.app()
+
+        async def check_health(self) -> None:
+            self.replica.check()
+
+        async def __del__(self) -> None:
+            await self.replica.stop()
+
+    return serve.deployment(EntropiReplica, **deployment_options(cfg)).bind(cfg)
+
+
+def start_ray(cfg: Config) -> None:
+    """Join ``cluster.address``, or start a small local Ray (no dashboard)."""
+    import ray
+
+    os.environ.setdefault(PROXY_CALLBACK_ENV, PROXY_CALLBACK)  # inherited by a local Ray
+    if ray.is_initialized():
+        return
+    c = cfg.cluster
+    if c.address is not None:
+        ray.init(address=c.address, log_to_driver=False)
+        return
+    replicas = c.max_replicas or c.replicas
+    ray.init(num_cpus=max(1, int(c.num_cpus * replicas + 0.999)), include_dashboard=False,
+             log_to_driver=False)
+
+
+def check_resources(cfg: Config) -> None:
+    """A replica that needs a GPU the cluster does not have would wait forever: say so."""
+    import ray
+
+    c = cfg.cluster
+    need = c.num_gpus * (c.min_replicas if c.max_replicas is not None else c.replicas)
+    have = ray.cluster_resources().get("GPU", 0.0)
+    if need > have:
+        raise ConfigError(f"cluster.num_gpus: {need:g} GPU(s) needed for the replicas, the "
+                          f"Ray cluster has {have:g}; add GPU workers or set "
+                          "cluster.num_gpus: 0 for CPU replicas")
+
+
+def deploy(cfg: Config) -> None:
+    """Start Serve's proxy on server.host:server.port and run the application."""
+    from ray import serve
+
+    start_ray(cfg)
+    check_resources(cfg)
+    serve.start(http_options={"host": cfg.server.host, "port": cfg.server.port})
+    serve.run(build_app(cfg), name=APP_NAME, route_prefix="/", blocking=False)
+
+
+# --------------------------------------------------------------------------- the proxy
+
+
+class ReplicaLossNotice:
+    """ASGI middleware in Serve's proxy: a call whose replica vanished (killed, crashed)
+    hears kind 5 and a close instead of a bare dropped socket."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope.get("type") != "websocket" or scope.get("path") != "/api/chat":
+            await self.app(scope, receive, send)
+            return
+        seen = {"accepted": False, "closed": False}
+
+        async def watch_send(msg: dict[str, Any]) -> None:
+            if msg["type"] == "websocket.accept":
+                seen["accepted"] = True
+            elif msg["type"] == "websocket.close":
+                seen["closed"] = True
+            await send(msg)
+
+        async def watch_receive() -> dict[str, Any]:
+            msg = await receive()
+            if msg["type"] == "websocket.disconnect":
+                seen["closed"] = True  # the caller left: nobody to tell
+            return msg
+
+        try:
+            await self.app(scope, watch_receive, watch_send)
+        finally:
+            if seen["accepted"] and not seen["closed"]:
+                try:
+                    await send({"type": "websocket.send", "bytes": p.error_message(REPLICA_LOST)})
+                    await send({"type": "websocket.close", "code": 1011})
+                except Exception as exc:  # the caller is gone too
+                    log.debug("replica_loss_notice_failed", error=str(exc))
+
+
+def proxy_middlewares() -> list[Any]:
+    """Called by Serve's proxy at start (``RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH``)."""
+    from starlette.middleware import Middleware  # ships with ray[serve]
+
+    return [Middleware(ReplicaLossNotice)]
+
+
+def shutdown() -> None:
+    """Stop the application and Serve, and leave Ray (a local one stops with us)."""
+    import ray
+    from ray import serve
+
+    if ray.is_initialized():
+        serve.shutdown()
+        ray.shutdown()

@@ -1,0 +1,86 @@
+"""CallLine: how one process answers ``/api/chat``, whatever server holds the socket.
+
+The aiohttp server of the single daemon (``server.py``) and the ASGI app the cluster's
+replicas serve behind Ray Serve's proxy (``asgi.py``) both hand each accepted socket to
+:meth:`CallLine.answer`: the busy check, the request checks, kind 5 and close on a refusal,
+then the call's :class:`WebSocketTransport`, queued for the conversation loop, read until it
+ends. One implementation of the protocol, two servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from entropi.config import Config
+from entropi.core.logs import get_logger
+from entropi.transports.websocket import protocol as p
+from entropi.transports.websocket.feed import LiveFeed
+from entropi.transports.websocket.transport import WebSocketTransport, Wire
+
+log = get_logger(__name__)
+
+# What the server may add to a checked request before the call starts (the cluster picks the
+# person's memory and takes their lock); raises Refused to turn the caller away.
+Admit = Callable[[p.CallRequest, Mapping[str, str], Mapping[str, str]], Any]
+
+
+class CallLine:
+    """Up to ``slots`` calls at once; the next caller gets kind 5 "busy" at once."""
+
+    def __init__(self, cfg: Config, feed: LiveFeed, slots: int = 1,
+                 admit: Admit | None = None) -> None:
+        self.cfg = cfg
+        self.feed = feed
+        self.slots = slots
+        self._admit = admit
+        self._calls: asyncio.Queue[WebSocketTransport] = asyncio.Queue()
+        self.in_use = 0
+        self.refused = 0
+        self.answered = 0
+
+    async def next_call(self) -> WebSocketTransport:
+        return await self._calls.get()
+
+    def release(self, call: WebSocketTransport | None = None) -> None:
+        """A conversation is flushed to memory: its slot (and its admission) is free."""
+        self.in_use = max(0, self.in_use - 1)
+        done = getattr(getattr(call, "request", None), "done", None)
+        if done is not None:
+            done()
+
+    async def answer(self, ws: Wire, query: Mapping[str, str], headers: Mapping[str, str],
+                     remote: str, *, abort: Callable[[], None] | None = None,
+                     backlog: Callable[[], int] | None = None) -> None:
+        """Serve one accepted socket until its call is over (the loop closes it)."""
+        try:
+            if self.in_use >= self.slots:
+                raise p.Refused("busy: another conversation is in progress" if self.slots == 1
+                                else f"busy: all {self.slots} conversations are in progress")
+            req = p.check_request(query, self.cfg)
+            if self._admit is not None:
+                req = self._admit(req, query, headers)
+        except p.Refused as exc:
+            self.refused += 1
+            log.warning("call_refused", remote=remote, reason=str(exc))
+            with contextlib.suppress(ConnectionError, RuntimeError):  # gone before hearing why
+                await ws.send_bytes(p.error_message(str(exc)))
+            await ws.close()
+            return
+        if req.ignored:
+            log.info("call_params_ignored", remote=remote, params=list(req.ignored))
+        self.in_use += 1
+        self.answered += 1
+        call = WebSocketTransport(
+            ws, req.config(self.cfg), remote,
+            on_text=lambda text: self.feed.publish("text", text=text), abort=abort,
+            backlog=backlog)
+        call.request = req  # type: ignore[attr-defined]
+        log.info("call_started", remote=remote, text_prompt=req.text_prompt is not None,
+                 voice=req.voice.name if req.voice else self.cfg.voice.prompt_file)
+        await call.start()
+        self._calls.put_nowait(call)
+        await call.receive()
+        await call.ended.wait()  # the loop closes the call after flushing the conversation
