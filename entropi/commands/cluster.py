@@ -45,6 +45,10 @@ def run(args: argparse.Namespace) -> int:
         from entropi.transports.websocket.protocol import server_token
 
         server_token(cfg)  # a non-loopback proxy without any token: refuse
+    if cfg.model.source == "tiny":  # made once here, not by every replica at the same time
+        from entropi.engine.tiny import ensure_tiny_checkpoint
+
+        ensure_tiny_checkpoint(cfg.model.cache_dir, cfg.model.tiny_seed)
     from entropi.service.cluster import deploy, shutdown
 
     stop = threading.Event()

@@ -216,7 +216,8 @@ class Replica:
     def status(self) -> dict[str, Any]:
         return {"replica": self.id, "host": socket.gethostname(), "slots": self.line.slots,
                 "slots_in_use": self.line.in_use, "calls": self.line.answered,
-                "refused": self.line.refused}
+                "refused": self.line.refused,
+                "users": [getattr(c.request, "user", DEFAULT_USER) for c in self.line.active]}
 
     def app(self) -> AsgiApp:
         return AsgiApp(self.line, self.daemon.live_status, self.admission.authorized)

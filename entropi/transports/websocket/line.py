@@ -38,6 +38,7 @@ class CallLine:
         self._admit = admit
         self._calls: asyncio.Queue[WebSocketTransport] = asyncio.Queue()
         self.in_use = 0
+        self.active: list[WebSocketTransport] = []  # calls answered and not yet released
         self.refused = 0
         self.answered = 0
 
@@ -47,6 +48,8 @@ class CallLine:
     def release(self, call: WebSocketTransport | None = None) -> None:
         """A conversation is flushed to memory: its slot (and its admission) is free."""
         self.in_use = max(0, self.in_use - 1)
+        if call in self.active:
+            self.active.remove(call)
         done = getattr(getattr(call, "request", None), "done", None)
         if done is not None:
             done()
@@ -78,6 +81,7 @@ class CallLine:
             on_text=lambda text: self.feed.publish("text", text=text), abort=abort,
             backlog=backlog)
         call.request = req  # type: ignore[attr-defined]
+        self.active.append(call)
         log.info("call_started", remote=remote, text_prompt=req.text_prompt is not None,
                  voice=req.voice.name if req.voice else self.cfg.voice.prompt_file)
         await call.start()
