@@ -52,10 +52,15 @@ def run(args: argparse.Namespace) -> int:
     from entropi.service.cluster import deploy, shutdown
 
     stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+
+    def on_signals() -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+
+    on_signals()
     try:
         deploy(cfg)
+        on_signals()  # again: starting Ray installs its own (it aborts on SIGTERM)
         c = cfg.cluster
         replicas = (f"{c.min_replicas}-{c.max_replicas}" if c.max_replicas is not None
                     else str(c.replicas))

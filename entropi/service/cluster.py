@@ -14,7 +14,8 @@ lock held for the call (:mod:`entropi.memory.person`). Each replica keeps a stat
 ``cluster.state_dir`` (``entropi status --cluster``).
 
 A replica killed mid-call: Serve's proxy ends that caller's socket; :class:`ReplicaLossNotice`,
-installed in the proxy, first tells the caller with kind 5. Serve starts a new replica.
+installed in the proxy (``PROXY_ENV``), first tells the caller with kind 5. Serve starts a
+new replica.
 """
 
 from __future__ import annotations
@@ -43,9 +44,14 @@ APP_NAME = "entropi"
 DEPLOYMENT = "EntropiReplica"
 DEFAULT_USER = "default"
 REPLICA_LOST = "the replica serving this call stopped; please call again"
-# Where Serve's proxy finds its middlewares (it reads this variable when it starts).
-PROXY_CALLBACK_ENV = "RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH"
-PROXY_CALLBACK = "entropi.service.cluster:proxy_middlewares"
+# What Serve's proxy needs in its environment (read when it starts: a local Ray inherits it
+# from us; on a cluster, export it before `ray start`): our middleware, and routing on fresh
+# replica loads. Serve's router otherwise trusts a cached load for up to 10 s and prefers a
+# replica with a cached entry, even a busy one, over an idle one whose entry has expired:
+# the caller would hear "busy" with a slot free next door. A new call costs one probe.
+PROXY_ENV = {"RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH":
+             "entropi.service.cluster:proxy_middlewares",
+             "RAY_SERVE_QUEUE_LENGTH_CACHE_TIMEOUT_S": "0"}
 
 
 def slots(cfg: Config) -> int:
@@ -282,7 +288,8 @@ def start_ray(cfg: Config) -> None:
     """Join ``cluster.address``, or start a small local Ray (no dashboard)."""
     import ray
 
-    os.environ.setdefault(PROXY_CALLBACK_ENV, PROXY_CALLBACK)  # inherited by a local Ray
+    for key, value in PROXY_ENV.items():  # inherited by a local Ray's processes
+        os.environ.setdefault(key, value)
     if ray.is_initialized():
         return
     c = cfg.cluster

@@ -40,12 +40,12 @@ def test_one_call_per_person_across_processes_and_a_killed_holder_frees_it(tmp_p
 
 def test_unreachable_root_is_one_line_and_writes_nothing(tmp_path):
     root = tmp_path / "share"  # not mounted
-    with pytest.raises(MemoryFileError, match="cluster.memory_root: .*share is not reachable"):
+    with pytest.raises(MemoryFileError, match=r"cluster.memory_root: .*share is not reachable"):
         lock_person(root, "ada")
     assert not root.exists()
     root.mkdir()
     (root / "ada").write_text("not a folder")  # (root ignores modes: a file stands in)
-    with pytest.raises(MemoryFileError, match="cannot use .*ada"):
+    with pytest.raises(MemoryFileError, match=r"cannot use .*ada"):
         lock_person(root, "ada")
     (root / "ada").unlink()
     lock_person(root, "ada").release()  # the failed attempt left no claim behind
