@@ -70,7 +70,8 @@ def cluster_status(state_dir: Path, as_json: bool) -> int:
             print(f"  {d['error']}")
             continue
         head = "running" if d["running"] else "gone"
-        print(f"replica {d.get('replica', '?')} on {d.get('host', '?')}: {head}, pid "
+        name = Path(d["file"]).stem.removeprefix("replica-")
+        print(f"replica {name} on {d.get('host', '?')}: {head}, pid "
               f"{d.get('pid')}, state {d.get('state')}, slots in use "
               f"{d.get('slots_in_use', '?')}/{d.get('slots', '?')}, calls {d.get('calls', 0)}, "
               f"refused {d.get('refused', 0)}, users in calls: "

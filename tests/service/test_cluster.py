@@ -1,0 +1,247 @@
+"""``entropi cluster`` for real: a local Ray, Serve's proxy, two CPU replicas of one slot each
+on the tiny model, callers over websockets, a replica SIGKILLed mid-call.
+
+One scenario (Ray and the replicas start once, ~45 s of it on 2 busy cores; ~2 min in all):
+callers spread over both replicas; the next caller hears "busy"; one person calling twice
+lands on the other replica and continues their ledger; killing the replica under a call tells
+that caller (kind 5 + close), leaves the other caller talking and the person's flushed memory
+intact, and Serve starts a new replica that takes the person's next call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from entropi.service.cluster import REPLICA_LOST
+from tests.service.conftest import DaemonRun
+from tests.transports.websocket.test_websocket import ogg_pages
+
+pytest.importorskip("ray")
+pytestmark = pytest.mark.slow
+
+TOKENS = {"ADA_TOKEN": "ada-secret", "BOB_TOKEN": "bob-secret", "CY_TOKEN": "cy-secret"}
+PAGES = ogg_pages(30.0)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Caller:
+    """One websocket caller through Serve's proxy, sending audio at real-time pace."""
+
+    def __init__(self, port: int, token: str) -> None:
+        self.url = f"ws://127.0.0.1:{port}/api/chat?token={token}"
+        self.first = b""
+        self.error: str | None = None
+        self.audio_at: list[float] = []  # when each audio reply arrived
+        self.close_code: int | None = None
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def dial(self) -> bytes:
+        """Connect; the first message (handshake, or kind 5); audio goes out once live."""
+        got = asyncio.get_running_loop().create_future()
+        self._task = asyncio.create_task(self._run(got))
+        return await asyncio.wait_for(got, 60)
+
+    async def _run(self, got: asyncio.Future) -> None:
+        async with aiohttp.ClientSession() as s, s.ws_connect(self.url) as ws:
+            first = await ws.receive(timeout=60)
+            self.first = first.data if isinstance(first.data, bytes) else b""
+            if self.first[:1] == b"\x05":
+                self.error = self.first[1:].decode()
+            got.set_result(self.first)
+            if self.first != b"\x00":
+                await ws.close()
+                return
+            reader = asyncio.create_task(self._read(ws))
+            t0, k = time.monotonic(), 0
+            while not self._stop.is_set() and not ws.closed:
+                try:
+                    await ws.send_bytes(PAGES[k % len(PAGES)])
+                except ConnectionError:
+                    break
+                k += 1
+                await asyncio.sleep(max(0.0, t0 + k * 0.08 - time.monotonic()))
+            if not ws.closed:
+                await ws.close()
+            await asyncio.wait_for(reader, 30)
+            self.close_code = ws.close_code
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.BINARY and msg.data[:1] == b"\x01":
+                self.audio_at.append(time.monotonic())
+            elif msg.type == aiohttp.WSMsgType.BINARY and msg.data[:1] == b"\x05":
+                self.error = msg.data[1:].decode()
+
+    async def hang_up(self) -> None:
+        self._stop.set()
+        await self.ended()
+
+    async def ended(self) -> None:
+        assert self._task is not None
+        await asyncio.wait_for(self._task, 60)
+
+
+class Cluster:
+    def __init__(self, run: DaemonRun) -> None:
+        self.run = run
+        self.state = run.dir / "state"
+        self.people = run.dir / "people"
+
+    def replicas(self) -> dict[str, dict[str, Any]]:
+        out = {}
+        for f in self.state.glob("replica-*.json"):
+            try:
+                d = json.loads(f.read_text())
+            except ValueError:
+                continue  # never half-written (atomic), but a first write may race the glob
+            out[f.stem.removeprefix("replica-")] = d
+        return out
+
+    def serving(self, user: str) -> dict[str, Any]:
+        return next(d for d in self.replicas().values() if user in d.get("users", ()))
+
+    def ledger_window(self, user: str) -> int:
+        path = self.people / user / "ledger.json"
+        return json.loads(path.read_text())["window"] if path.exists() else 0
+
+    async def until(self, pred, what: str, timeout: float = 90) -> Any:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            got = pred()
+            if got:
+                return got
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}: {self.replicas()}")
+
+    def idle(self, replica: str) -> bool:
+        d = self.replicas().get(replica, {})
+        return d.get("state") == "waiting" and d.get("slots_in_use") == 0
+
+
+def status_lines(config: Path) -> list[str]:
+    out = subprocess.run([sys.executable, "-m", "entropi", "status", "--cluster", "--config",
+                          str(config)], capture_output=True, text=True, timeout=60)
+    return out.stdout.splitlines()
+
+
+def test_cluster_spreads_refuses_follows_the_person_and_survives_a_killed_replica(
+        tmp_path, model_cache):
+    run = DaemonRun(tmp_path, model_cache)
+    port = free_port()
+    (tmp_path / "people").mkdir()
+    config = run.config(**{
+        "audio.input": "websocket", "audio.output": "websocket", "audio.queue_frames": 64,
+        "server.port": port, "window.min_seconds": 1.0, "window.max_seconds": 2.0,
+        "window.grace_seconds": 1.0,
+        # No LLM: compaction falls back at once (the ledger is written either way).
+        "secondary_model.backend": "openai", "secondary_model.base_url": "http://127.0.0.1:9/v1",
+        "secondary_model.deadline_seconds": 1.0, "secondary_model.stream": False,
+        "cluster.replicas": 2, "cluster.num_gpus": 0, "cluster.num_cpus": 0.5,
+        "cluster.memory_root": str(tmp_path / "people"),
+        "cluster.state_dir": str(tmp_path / "state"),
+        "cluster.users": {"ada": "ADA_TOKEN", "bob": "BOB_TOKEN", "cy": "CY_TOKEN"}})
+    env = {**os.environ, **TOKENS}
+    with open(tmp_path / "cluster.log", "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "entropi", "cluster", "--config",
+                                 str(config), "--log-format", "json"], stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                cwd=tmp_path)
+    cluster = Cluster(run)
+    try:
+        asyncio.run(scenario(cluster, port, config))
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 0, (tmp_path / "cluster.log").read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+async def scenario(cluster: Cluster, port: int, config: Path) -> None:
+    # The command says so once Serve routes to every replica (their files say "waiting" a
+    # moment before Serve has marked them running).
+    log = cluster.run.dir / "cluster.log"
+    await cluster.until(lambda: "2 replicas behind" in log.read_text(), "two replicas",
+                        timeout=240)
+
+    # 1. Two callers: one on each replica; a third hears "busy" at once.
+    ada, bob = Caller(port, "ada-secret"), Caller(port, "bob-secret")
+    assert await ada.dial() == b"\x00"
+    await cluster.until(lambda: cluster.replicas()[cluster.serving("ada")["replica"]]
+                        .get("slots_in_use"), "ada's slot")
+    assert await bob.dial() == b"\x00"
+    r_ada = (await cluster.until(lambda: cluster.serving("ada"), "ada on a replica"))["replica"]
+    r_bob = (await cluster.until(lambda: cluster.serving("bob"), "bob on a replica"))["replica"]
+    assert r_ada != r_bob
+    cy = Caller(port, "cy-secret")
+    assert (await cy.dial())[:1] == b"\x05" and cy.error.startswith("busy")
+    lines = await asyncio.to_thread(status_lines, config)
+    assert sum("running" in li and "slots in use 1/1" in li for li in lines) == 2, lines
+
+    # 2. Ada hangs up once a window has passed: her memory is flushed under her folder.
+    await cluster.until(lambda: cluster.ledger_window("ada") >= 1, "ada's first window")
+    await ada.hang_up()
+    await cluster.until(lambda: cluster.idle(r_ada), "ada's replica free again")
+    first_window = cluster.ledger_window("ada")
+    journal = "".join(p.read_text() for p in (cluster.people / "ada").rglob("*.md"))
+    assert journal.count("Session ended after") == 1
+
+    # 3. Cy takes ada's old replica; bob leaves; ada calls again: the other replica, and it
+    # continues her ledger (a fresh one would number its first window 1 again).
+    cy = Caller(port, "cy-secret")
+    assert await cy.dial() == b"\x00"
+    assert (await cluster.until(lambda: cluster.serving("cy"), "cy"))["replica"] == r_ada
+    await bob.hang_up()
+    await cluster.until(lambda: cluster.idle(r_bob), "bob's replica free again")
+    ada = Caller(port, "ada-secret")
+    assert await ada.dial() == b"\x00"
+    victim = await cluster.until(lambda: cluster.serving("ada"), "ada's second call")
+    assert victim["replica"] == r_bob != r_ada
+    seen = await cluster.until(lambda: cluster.ledger_window("ada") != first_window and
+                               cluster.ledger_window("ada"), "ada's next window")
+    assert seen == first_window + 1
+
+    # 4. SIGKILL the replica under ada's call: she hears kind 5 and the socket closes; cy on
+    # the other replica keeps talking; her flushed memory is intact; Serve replaces it.
+    os.kill(victim["pid"], signal.SIGKILL)
+    killed_at = time.monotonic()
+    await ada.ended()
+    assert ada.error == REPLICA_LOST and ada.close_code == 1011
+    await asyncio.sleep(2.0)
+    assert sum(t > killed_at for t in cy.audio_at) >= 10  # ~25 frames in 2 s: not stalled
+    assert cluster.ledger_window("ada") >= first_window + 1
+    journal = "".join(p.read_text() for p in (cluster.people / "ada").rglob("*.md"))
+    assert journal.count("Session ended after") == 1  # call 1's entry, whole
+    await cy.hang_up()
+    fresh = await cluster.until(
+        lambda: [r for r, d in cluster.replicas().items()
+                 if r not in (r_ada, r_bob) and d.get("state") == "waiting"],
+        "a replacement replica", timeout=180)
+    lines = await asyncio.to_thread(status_lines, config)
+    assert any(r_bob in li and ": gone" in li for li in lines), lines
+
+    # 5. Her lock died with the killed replica: her next call is taken.
+    ada = Caller(port, "ada-secret")
+    await cluster.until(lambda: cluster.idle(r_ada), "cy's replica free again")
+    assert await ada.dial() == b"\x00"
+    assert (await cluster.until(lambda: cluster.serving("ada"), "ada"))["replica"] in \
+        (*fresh, r_ada)
+    await ada.hang_up()
