@@ -62,7 +62,7 @@ async def serve_callers(daemon: Daemon, worker: Any, client: Any, clips: Any,
             try:
                 call_clips, call_deadline = await _use_voice(worker, call_cfg, voice_clips)
             except (InputError, ConfigError) as exc:
-                server.refused += 1
+                server.line.refused += 1
                 log.warning("call_refused", remote=call.remote, reason=str(exc))
                 # Name the voice as the caller did, not by its path on this machine.
                 call.refuse("voice_prompt: " + str(exc).replace(str(call_cfg.voice.prompt_path),

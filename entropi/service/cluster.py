@@ -167,14 +167,6 @@ class ReplicaServer:
         self.port = 0
         self.started = asyncio.Event()
 
-    @property
-    def refused(self) -> int:
-        return self.line.refused
-
-    @refused.setter
-    def refused(self, value: int) -> None:
-        self.line.refused = value
-
     async def start(self) -> None:
         self.started.set()
 

@@ -46,14 +46,6 @@ class ChatServer:
         self._runner: web.AppRunner | None = None
         self.port = cfg.server.port
 
-    @property
-    def refused(self) -> int:
-        return self.line.refused
-
-    @refused.setter
-    def refused(self, value: int) -> None:
-        self.line.refused = value
-
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
