@@ -312,7 +312,10 @@ def deploy(cfg: Config) -> None:
 
     start_ray(cfg)
     check_resources(cfg)
-    serve.start(http_options={"host": cfg.server.host, "port": cfg.server.port})
+    http: dict[str, Any] = {"host": cfg.server.host, "port": cfg.server.port}
+    if cfg.server.tls_cert is not None and cfg.server.tls_key is not None:
+        http |= {"ssl_certfile": str(cfg.server.tls_cert), "ssl_keyfile": str(cfg.server.tls_key)}
+    serve.start(http_options=http)
     serve.run(build_app(cfg), name=APP_NAME, route_prefix="/", blocking=False)
 
 
