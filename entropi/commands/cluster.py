@@ -33,23 +33,20 @@ def run(args: argparse.Namespace) -> int:
     cfg = cluster_config(load_for_command(args))
     for var in (cfg.server.token_env, *cfg.cluster.users.values()):
         register_secret(os.environ.get(var))
+    from entropi.service.cluster import check_access, deploy, shutdown
+    from entropi.service.preflight import preflight
+
+    check_access(cfg, os.environ)
+    preflight(cfg)  # the checks `run` makes, before any replica loads a model
     try:
         import ray  # noqa: F401 (heavy, optional: only the cluster needs it)
     except ImportError:
         raise ConfigError("entropi cluster needs Ray Serve: pip install 'entropi[cluster]'") \
             from None
-    from entropi.service.preflight import preflight
-
-    preflight(cfg)  # the checks `run` makes, before any replica loads a model
-    if not (cfg.server.token_env in os.environ or cfg.cluster.users):
-        from entropi.transports.websocket.protocol import server_token
-
-        server_token(cfg)  # a non-loopback proxy without any token: refuse
     if cfg.model.source == "tiny":  # made once here, not by every replica at the same time
         from entropi.engine.tiny import ensure_tiny_checkpoint
 
         ensure_tiny_checkpoint(cfg.model.cache_dir, cfg.model.tiny_seed)
-    from entropi.service.cluster import deploy, shutdown
 
     stop = threading.Event()
 

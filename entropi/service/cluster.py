@@ -154,6 +154,17 @@ class Admission:
         return PersonCall(req, user, lock)
 
 
+def check_access(cfg: Config, env: Mapping[str, str]) -> None:
+    """Every person's token is set, and a proxy reachable from other machines has some token
+    (else anyone could call, as anyone)."""
+    for user, var in cfg.cluster.users.items():
+        if not env.get(var):
+            raise ConfigError(f"cluster.users.{user}: ${var} is not set; export {user}'s token "
+                              "in it (on every node, before `ray start`)")
+    if not cfg.cluster.users:
+        p.server_token(cfg, env)  # refuses a non-loopback bind without one
+
+
 # --------------------------------------------------------------------------- a replica
 
 
