@@ -104,8 +104,10 @@ def _single(cfg: Any, seconds: float) -> dict[str, Any]:
 def _serve(cfg: Any) -> None:
     import asyncio
 
+    from entropi.core.logs import configure_logging
     from entropi.service.daemon import Daemon, RunOptions
 
+    configure_logging("warning")  # a spawned process starts with structlog's debug default
     asyncio.run(Daemon(cfg, RunOptions()).serve())
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from entropi.config import Config
 from entropi.core.errors import ConfigError, MemoryFileError
-from entropi.core.logs import get_logger
+from entropi.core.logs import configure_logging, get_logger
 from entropi.memory.person import PersonBusy, PersonLock, lock_person
 from entropi.service.daemon import Daemon, RunOptions
 from entropi.transports.websocket import protocol as p
@@ -271,6 +271,7 @@ def build_app(cfg: Config) -> Any:
     @serve.ingress()
     class EntropiReplica:
         async def __init__(self, cfg: Config) -> None:
+            configure_logging(cfg.logging.level, cfg.logging.format)  # a fresh Ray worker
             ctx = serve.get_replica_context()
             self.replica = Replica(cfg, ctx.replica_id.unique_id, os.environ)
             await self.replica.start()
