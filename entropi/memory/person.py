@@ -49,9 +49,16 @@ class PersonLock:
                 _held.discard(self.folder)
 
 
-def lock_person(root: Path, user: str) -> PersonLock:
+def lock_person(root: Path, user: str, create_root: bool = False) -> PersonLock:
     """Take ``user``'s call lock under ``root``; :class:`PersonBusy` when another call has it,
-    :class:`MemoryFileError` (one line) when the root cannot be reached or written."""
+    :class:`MemoryFileError` (one line) when the root cannot be reached or written.
+    ``create_root``: the root is a local folder of ours, made when missing."""
+    if create_root:
+        try:
+            ensure_private_dir(root)
+        except OSError as exc:
+            raise MemoryFileError(f"memory: cannot create {root} ({exc.strerror or exc})") \
+                from None
     if not root.is_dir():  # an unmounted share must not become a fresh local folder
         raise MemoryFileError(f"cluster.memory_root: {root} is not reachable (not a folder); "
                               "mount the shared memory root on this machine")

@@ -145,7 +145,8 @@ class Admission:
         if not self.cfg.memory.enabled:
             return PersonCall(req, user, None)
         try:
-            lock = lock_person(memory_root(self.cfg), user)
+            lock = lock_person(memory_root(self.cfg), user,
+                               create_root=self.cfg.cluster.memory_root is None)
         except PersonBusy:
             raise p.Refused(f"busy: {user} is already in a call") from None
         except MemoryFileError as exc:
@@ -283,7 +284,8 @@ def build_app(cfg: Config) -> Any:
             self.replica.check()
 
         async def __del__(self) -> None:
-            await self.replica.stop()
+            if hasattr(self, "replica"):  # not when __init__ failed
+                await self.replica.stop()
 
     return serve.deployment(EntropiReplica, **deployment_options(cfg)).bind(cfg)
 

@@ -41,6 +41,18 @@ def test_tokens_name_people_and_their_memory_folders(tmp_path):
     admit(CallRequest(), {"token": "ada-secret"}, {}).done()
 
 
+def test_without_a_root_one_default_person_beside_the_profile(tmp_path):
+    c = parse_config(f"memory:\n  journal_dir: {tmp_path}/journal\n"
+                     f"  profile_path: {tmp_path}/mem/p.json\n")
+    admit = Admission(c, {})
+    call = admit(CallRequest(), {}, {})
+    assert call.user == "default"
+    assert call.config(c).memory.journal_dir == tmp_path / "mem" / "people" / "default" / "journal"
+    with pytest.raises(Refused, match="busy: default"):
+        admit(CallRequest(), {}, {})  # one person: one call at a time
+    call.done()
+
+
 def test_unreachable_root_refuses_the_call_with_one_line(tmp_path):
     root = tmp_path / "nfs" / "people"  # the share is not mounted
     with pytest.raises(Refused) as err:
