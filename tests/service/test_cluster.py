@@ -170,9 +170,13 @@ def test_cluster_spreads_refuses_follows_the_person_and_survives_a_killed_replic
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=120) == 0, (tmp_path / "cluster.log").read_text()[-3000:]
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        if proc.poll() is None:  # a failed scenario: stop the local Ray with it, not orphaned
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 async def scenario(cluster: Cluster, port: int, config: Path) -> None:
