@@ -58,24 +58,26 @@ def _configs(cfg: Any, tmp: Path, replicas: int, callers: int) -> tuple[Any, Any
 
     audio = cfg.audio.model_copy(update={"input": "websocket", "output": "websocket"})
     memory = cfg.memory.model_copy(update={"journal_dir": tmp / "journal",
-                                           "profile_path": tmp / "profile.json"})
+                                           "profile_path": tmp / "profile.json",
+                                           "users_dir": tmp / "people"})
     base = cfg.model_copy(update={
         "audio": audio, "memory": memory,
         "conversation": cfg.conversation.model_copy(update={"transcript_file": None}),
         "service": cfg.service.model_copy(update={"status_file": tmp / "status.json",
                                                    "watchdog": False})})
+    local = {"host": "127.0.0.1", "tokens": {}, "tokens_file": None}
     single = base.model_copy(update={
-        "server": cfg.server.model_copy(update={"host": "127.0.0.1", "port": _free_port()})})
+        "server": cfg.server.model_copy(update=local | {"port": _free_port()})})
     (tmp / "people").mkdir()
-    users = {f"caller{k}": f"{TOKEN_ENV}{k}" for k in range(callers)}
-    for var in users.values():
+    tokens = {f"{TOKEN_ENV}{k}": f"caller{k}" for k in range(callers)}
+    for var in tokens:
         os.environ[var] = secrets.token_hex(8)
     cluster = base.model_copy(update={
-        "server": cfg.server.model_copy(update={"host": "127.0.0.1", "port": _free_port()}),
+        "server": cfg.server.model_copy(update=local | {"port": _free_port(), "tokens": tokens}),
         "cluster": cfg.cluster.model_copy(update={
             "address": None, "replicas": replicas, "min_replicas": None, "max_replicas": None,
             "num_gpus": 0.0 if cfg.runtime.device == "cpu" else cfg.cluster.num_gpus,
-            "memory_root": tmp / "people", "state_dir": tmp / "state", "users": users})})
+            "state_dir": tmp / "state"})})
     return single, cluster
 
 

@@ -31,8 +31,7 @@ def cluster_config(cfg: Config) -> Config:
 
 def run(args: argparse.Namespace) -> int:
     cfg = cluster_config(load_for_command(args))
-    for var in (cfg.server.token_env, *cfg.cluster.users.values()):
-        register_secret(os.environ.get(var))
+    register_secret(os.environ.get(cfg.server.token_env))  # users' tokens: by Access.load
     from entropi.service.cluster import check_access, deploy, shutdown
     from entropi.service.preflight import preflight
 

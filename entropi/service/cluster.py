@@ -8,10 +8,10 @@ as the single daemon's). ``max_ongoing_requests`` is the replica's slots plus on
 arriving while every slot is taken still reaches a replica and hears kind 5 "busy" at once; the
 proxy holds at most ``cluster.queue_bound`` more (HTTP 503 past it) instead of queueing.
 
-Memory follows the person: a caller's token names a user (``cluster.users``), whose memory
-lives in ``cluster.memory_root/<user>/`` (a folder every replica reaches) under a per-person
-lock held for the call (:mod:`entropi.memory.person`). Each replica keeps a status file in
-``cluster.state_dir`` (``entropi status --cluster``).
+Memory follows the person: a caller's token names a user (``server.tokens``/``tokens_file``),
+whose memory lives in ``memory.users_dir/<user>/`` (a folder every replica reaches: a shared
+filesystem) under a per-person lock held for the call (:mod:`entropi.memory.person`). Each
+replica keeps a status file in ``cluster.state_dir`` (``entropi status --cluster``).
 
 A replica killed mid-call: Serve's proxy ends that caller's socket; :class:`ReplicaLossNotice`,
 installed in the proxy (``PROXY_ENV``), first tells the caller with kind 5. Serve starts a
@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from entropi.config import Config
+from entropi.config.users import user_home
 from entropi.core.errors import ConfigError, MemoryFileError
 from entropi.core.logs import configure_logging, get_logger
 from entropi.memory.person import PersonBusy, PersonLock, lock_person
@@ -42,7 +43,7 @@ log = get_logger(__name__)
 
 APP_NAME = "entropi"
 DEPLOYMENT = "EntropiReplica"
-DEFAULT_USER = "default"
+OWNER = "owner"  # who the single-user files belong to (owner's token, or no tokens)
 REPLICA_LOST = "the replica serving this call stopped; please call again"
 # What Serve's proxy needs in its environment (read when it starts: a local Ray inherits it
 # from us; on a cluster, export it before `ray start`): our middleware, and routing on fresh
@@ -63,44 +64,23 @@ def slots(cfg: Config) -> int:
 # --------------------------------------------------------------------------- people
 
 
-def memory_root(cfg: Config) -> Path:
-    """Where people's memory folders live: ``cluster.memory_root``, else beside the profile."""
-    return cfg.cluster.memory_root or cfg.memory.profile_path.parent / "people"
-
-
-def user_config(cfg: Config, user: str) -> Config:
-    """``cfg`` with journal, profile (ledger beside it) and transcript in the user's folder."""
-    folder = memory_root(cfg) / user
-    memory = cfg.memory.model_copy(update={"journal_dir": folder / "journal",
-                                           "profile_path": folder / "persona_state.json"})
-    update: dict[str, Any] = {"memory": memory}
-    if cfg.conversation.transcript_file is not None:
-        update["conversation"] = cfg.conversation.model_copy(
-            update={"transcript_file": folder / "transcript.txt"})
-    return cfg.model_copy(update=update)
-
-
-def user_tokens(cfg: Config, env: Mapping[str, str]) -> dict[str, str]:
-    """token → user id, for the users whose token variable is set."""
-    return {env[var]: user for user, var in cfg.cluster.users.items() if env.get(var)}
-
-
-def caller_user(tokens: Mapping[str, str], query: Mapping[str, str],
-                headers: Mapping[str, str]) -> str | None:
-    """The user whose token the caller gave (each compared in constant time)."""
-    for token, user in tokens.items():
-        if p.token_ok(token, query, headers):
-            return user
-    return None
+def person_folder(cfg: Config, user_id: str | None) -> tuple[Path, Path | None]:
+    """The folder of the person's memory, and the share it must be on (None: local)."""
+    if user_id is None:  # the owner's token, or no tokens: the single-user files
+        return cfg.memory.profile_path.parent, None
+    return user_home(cfg, user_id), cfg.memory.users_dir
 
 
 @dataclass
 class PersonCall:
-    """A checked request plus whose call it is; the call's ``request`` on the line."""
+    """A checked request plus the person's lock; the call's ``request`` on the line."""
 
     request: p.CallRequest
-    user: str
     lock: PersonLock | None
+
+    @property
+    def user_id(self) -> str | None:
+        return self.request.user_id
 
     @property
     def text_prompt(self) -> str | None:
@@ -115,7 +95,7 @@ class PersonCall:
         return self.request.ignored
 
     def config(self, cfg: Config) -> Config:
-        return user_config(self.request.config(cfg), self.user)
+        return self.request.config(cfg)  # the person's own folder (config.users.for_user)
 
     def done(self) -> None:
         """The call's memory is flushed: the person may call again (anywhere)."""
@@ -125,45 +105,30 @@ class PersonCall:
 
 
 class Admission:
-    """Who is calling, and their lock; refusals are one line, before anything is written."""
+    """Takes the caller's lock on their memory; refusals are one line, before anything is
+    written."""
 
-    def __init__(self, cfg: Config, env: Mapping[str, str]) -> None:
+    def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
-        self.tokens = user_tokens(cfg, env)
-        self.server_token = env.get(cfg.server.token_env) or None
 
-    def authorized(self, query: Mapping[str, str], headers: Mapping[str, str]) -> bool:
-        if self.server_token is None and not self.tokens:
-            return True
-        return (caller_user(self.tokens, query, headers) is not None or
-                (self.server_token is not None and
-                 p.token_ok(self.server_token, query, headers)))
-
-    def __call__(self, req: p.CallRequest, query: Mapping[str, str],
-                 headers: Mapping[str, str]) -> PersonCall:
-        user = caller_user(self.tokens, query, headers) or DEFAULT_USER
+    def __call__(self, req: p.CallRequest) -> PersonCall:
         if not self.cfg.memory.enabled:
-            return PersonCall(req, user, None)
+            return PersonCall(req, None)
+        who = req.user_id or OWNER
         try:
-            lock = lock_person(memory_root(self.cfg), user,
-                               create_root=self.cfg.cluster.memory_root is None)
+            lock = lock_person(*person_folder(self.cfg, req.user_id))
         except PersonBusy:
-            raise p.Refused(f"busy: {user} is already in a call") from None
+            raise p.Refused(f"busy: {who} is already in a call") from None
         except MemoryFileError as exc:
-            log.error("memory_root_unreachable", user=user, error=str(exc))
+            log.error("memory_unreachable", user=who, error=str(exc))
             raise p.Refused(f"memory unavailable: {exc}") from None
-        return PersonCall(req, user, lock)
+        return PersonCall(req, lock)
 
 
 def check_access(cfg: Config, env: Mapping[str, str]) -> None:
-    """Every person's token is set, and a proxy reachable from other machines has some token
-    (else anyone could call, as anyone)."""
-    for user, var in cfg.cluster.users.items():
-        if not env.get(var):
-            raise ConfigError(f"cluster.users.{user}: ${var} is not set; export {user}'s token "
-                              "in it (on every node, before `ray start`)")
-    if not cfg.cluster.users:
-        p.server_token(cfg, env)  # refuses a non-loopback bind without one
+    """The tokens the replicas will read: every ``server.tokens`` variable set, and some
+    token on a proxy reachable from other machines (one line each, before Ray starts)."""
+    p.Access.load(cfg, env)
 
 
 # --------------------------------------------------------------------------- a replica
@@ -205,8 +170,8 @@ class Replica:
     def __init__(self, cfg: Config, replica: str, env: Mapping[str, str]) -> None:
         self.id = replica
         self.cfg = replica_config(cfg, replica)
-        self.admission = Admission(self.cfg, env)
-        self.line = CallLine(self.cfg, LiveFeed(), slots(self.cfg), admit=self.admission)
+        self.access = p.Access.load(self.cfg, env)
+        self.line = CallLine(self.cfg, LiveFeed(), slots(self.cfg), admit=Admission(self.cfg))
         self.server = ReplicaServer(self.line)
         self.daemon = Daemon(self.cfg, RunOptions(signals=False), server=self.server)
         self.daemon.status_extra = self.status
@@ -227,10 +192,10 @@ class Replica:
         return {"replica": self.id, "host": socket.gethostname(), "slots": self.line.slots,
                 "slots_in_use": self.line.in_use, "calls": self.line.answered,
                 "refused": self.line.refused,
-                "users": [getattr(c.request, "user", DEFAULT_USER) for c in self.line.active]}
+                "users": [getattr(c.request, "user_id", None) or OWNER for c in self.line.active]}
 
     def app(self) -> AsgiApp:
-        return AsgiApp(self.line, self.daemon.live_status, self.admission.authorized)
+        return AsgiApp(self.line, self.daemon.live_status, self.access)
 
     def check(self) -> None:
         if self.task is not None and self.task.done():

@@ -14,8 +14,8 @@ from tests.service.conftest import ROOT
 
 
 @pytest.mark.parametrize(("change", "needle"), [
-    ({"cluster": {"users": {"ada": "ADA_TOKEN_UNSET_HERE"}, "memory_root": "/srv/people"}},
-     "cluster.users.ada: $ADA_TOKEN_UNSET_HERE is not set"),
+    ({"server": {"tokens": {"ADA_TOKEN_UNSET_HERE": "ada"}}},
+     "server.tokens: environment variable ADA_TOKEN_UNSET_HERE (user ada) is not set"),
     ({"server": {"host": "0.0.0.0"}}, "server.host: 0.0.0.0 is reachable from other machines"),
 ])
 def test_cluster_refuses_missing_tokens_in_one_line(tmp_path, change, needle):

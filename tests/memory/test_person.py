@@ -13,7 +13,7 @@ from entropi.core.errors import MemoryFileError
 from entropi.memory.person import PersonBusy, lock_person
 
 HOLD = ("import sys, time; from pathlib import Path; from entropi.memory.person import lock_person;"
-        "lock_person(Path(sys.argv[1]), 'ada'); print('held', flush=True); time.sleep(60)")
+        "lock_person(Path(sys.argv[1]) / 'ada'); print('held', flush=True); time.sleep(60)")
 
 
 def test_one_call_per_person_across_processes_and_a_killed_holder_frees_it(tmp_path):
@@ -22,30 +22,31 @@ def test_one_call_per_person_across_processes_and_a_killed_holder_frees_it(tmp_p
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(PersonBusy):
-            lock_person(tmp_path, "ada")  # another replica has her call
-        bob = lock_person(tmp_path, "bob")  # other people are not held up
+            lock_person(tmp_path / "ada", tmp_path)  # another replica has her call
+        bob = lock_person(tmp_path / "bob", tmp_path)  # other people are not held up
         bob.release()
         holder.send_signal(signal.SIGKILL)  # a replica killed mid-call
         holder.wait(timeout=10)
     finally:
         holder.kill()
         holder.wait()
-    ada = lock_person(tmp_path, "ada")  # the kernel dropped the dead one's lock
+    ada = lock_person(tmp_path / "ada", tmp_path)  # the kernel dropped the dead one's lock
     with pytest.raises(PersonBusy):
-        lock_person(tmp_path, "ada")  # two slots of one replica: excluded too
+        lock_person(tmp_path / "ada", tmp_path)  # two slots of one replica: excluded too
     ada.release()
-    lock_person(tmp_path, "ada").release()
+    lock_person(tmp_path / "ada", tmp_path).release()
     assert (tmp_path / "ada").stat().st_mode & 0o777 == 0o700
 
 
 def test_unreachable_root_is_one_line_and_writes_nothing(tmp_path):
     root = tmp_path / "share"  # not mounted
-    with pytest.raises(MemoryFileError, match=r"cluster.memory_root: .*share is not reachable"):
-        lock_person(root, "ada")
+    with pytest.raises(MemoryFileError, match=r"memory.users_dir: .*share is not reachable"):
+        lock_person(root / "ada", root)
     assert not root.exists()
     root.mkdir()
     (root / "ada").write_text("not a folder")  # (root ignores modes: a file stands in)
     with pytest.raises(MemoryFileError, match=r"cannot use .*ada"):
-        lock_person(root, "ada")
+        lock_person(root / "ada", root)
     (root / "ada").unlink()
-    lock_person(root, "ada").release()  # the failed attempt left no claim behind
+    lock_person(root / "ada", root).release()  # the failed attempt left no claim behind
+    lock_person(tmp_path / "local" / "owner").release()  # no share: made as needed

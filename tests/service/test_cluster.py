@@ -115,8 +115,10 @@ class Cluster:
             out[f.stem.removeprefix("replica-")] = d
         return out
 
-    def serving(self, user: str) -> dict[str, Any]:
-        return next(d for d in self.replicas().values() if user in d.get("users", ()))
+    def serving(self, user: str) -> dict[str, Any] | None:
+        """The live replica with ``user`` in a call (a killed one's file still names them)."""
+        return next((d for d in self.replicas().values()
+                     if user in d.get("users", ()) and alive(d["pid"])), None)
 
     def ledger_window(self, user: str) -> int:
         path = self.people / user / "ledger.json"
@@ -134,6 +136,14 @@ class Cluster:
     def idle(self, replica: str) -> bool:
         d = self.replicas().get(replica, {})
         return d.get("state") == "waiting" and d.get("slots_in_use") == 0
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def status_lines(config: Path) -> list[str]:
@@ -155,9 +165,9 @@ def test_cluster_spreads_refuses_follows_the_person_and_survives_a_killed_replic
         "secondary_model.backend": "openai", "secondary_model.base_url": "http://127.0.0.1:9/v1",
         "secondary_model.deadline_seconds": 1.0, "secondary_model.stream": False,
         "cluster.replicas": 2, "cluster.num_gpus": 0, "cluster.num_cpus": 0.5,
-        "cluster.memory_root": str(tmp_path / "people"),
         "cluster.state_dir": str(tmp_path / "state"),
-        "cluster.users": {"ada": "ADA_TOKEN", "bob": "BOB_TOKEN", "cy": "CY_TOKEN"}})
+        "memory.users_dir": str(tmp_path / "people"),  # the share every replica reaches
+        "server.tokens": {"ADA_TOKEN": "ada", "BOB_TOKEN": "bob", "CY_TOKEN": "cy"}})
     env = {**os.environ, **TOKENS}
     with open(tmp_path / "cluster.log", "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "entropi", "cluster", "--config",
@@ -189,8 +199,8 @@ async def scenario(cluster: Cluster, port: int, config: Path) -> None:
     # 1. Two callers: one on each replica; a third hears "busy" at once.
     ada, bob = Caller(port, "ada-secret"), Caller(port, "bob-secret")
     assert await ada.dial() == b"\x00"
-    await cluster.until(lambda: cluster.replicas()[cluster.serving("ada")["replica"]]
-                        .get("slots_in_use"), "ada's slot")
+    await cluster.until(lambda: (cluster.serving("ada") or {}).get("slots_in_use"),
+                        "ada's slot")
     assert await bob.dial() == b"\x00"
     r_ada = (await cluster.until(lambda: cluster.serving("ada"), "ada on a replica"))["replica"]
     r_bob = (await cluster.until(lambda: cluster.serving("bob"), "bob on a replica"))["replica"]

@@ -4,7 +4,8 @@ Serve's proxy (``serve.ingress``).
 Same routes and rules as the aiohttp server, minus the live event stream (a page left open
 would hold one of the replica's few request slots for good): ``GET /api/chat`` (moshi's
 protocol, through :class:`CallLine`), ``GET /`` (the page), ``/static/*``, ``GET /api/status``.
-``/api/`` needs a valid token (``authorized`` says which). No web framework: ASGI is small.
+``/api/`` needs a token (:class:`~.protocol.Access`), ``/api/status`` the owner's. No web
+framework: ASGI is small.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from entropi.core.logs import get_logger
+from entropi.transports.websocket import protocol as p
 from entropi.transports.websocket.line import CallLine
 from entropi.transports.websocket.transport import WireError
 
@@ -92,14 +94,14 @@ class AsgiWire:
 
 
 class AsgiApp:
-    """``line`` answers the calls; ``status`` is what ``/api/status`` shows; ``authorized``
-    checks the token of a request (query and headers)."""
+    """``line`` answers the calls; ``status`` is what ``/api/status`` shows; ``access``
+    tells whose token a request carries."""
 
     def __init__(self, line: CallLine, status: Callable[[], dict[str, Any]],
-                 authorized: Callable[[Mapping[str, str], Mapping[str, str]], bool]) -> None:
+                 access: p.Access) -> None:
         self.line = line
         self._status = status
-        self._authorized = authorized
+        self._access = access
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -109,19 +111,26 @@ class AsgiApp:
         path = scope.get("path", "/")
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         headers = Headers(scope.get("headers", []))
-        if path.startswith("/api/") and not self._authorized(query, headers):
-            log.warning("unauthorized", remote=_remote(scope), path=path)
-            if kind == "websocket":
-                await send({"type": "websocket.close", "code": 4401})  # HTTP 403 before accept
-            else:
-                await _respond(send, 401, b"401: a valid token is needed\n", "text/plain")
-            return
+        user_id = None
+        if path.startswith("/api/"):
+            caller = self._access.caller(query, headers)
+            if caller is None or (path != "/api/chat" and not caller.owner):
+                log.warning("unauthorized", remote=_remote(scope), path=path)
+                if kind == "websocket":  # closed before accept: the client sees HTTP 403
+                    await send({"type": "websocket.close", "code": 4401})
+                elif caller is None:
+                    await _respond(send, 401, b"401: a valid token is needed\n", "text/plain")
+                else:  # a user's token opens their calls, not the status of everyone's
+                    await _respond(send, 403, b"403: the status needs the owner's token\n",
+                                   "text/plain")
+                return
+            user_id = caller.user_id
         if kind == "websocket":
-            await self._websocket(path, query, headers, scope, receive, send)
+            await self._websocket(path, query, user_id, scope, receive, send)
         elif kind == "http":
             await self._http(path, send)
 
-    async def _websocket(self, path: str, query: dict[str, str], headers: Headers,
+    async def _websocket(self, path: str, query: dict[str, str], user_id: str | None,
                          scope: dict[str, Any], receive: Receive, send: Send) -> None:
         if (await receive()).get("type") != "websocket.connect":
             return
@@ -130,7 +139,7 @@ class AsgiApp:
             return
         await send({"type": "websocket.accept"})
         wire = AsgiWire(receive, send, self.line.cfg.server.max_message_bytes)
-        await self.line.answer(wire, query, headers, _remote(scope))
+        await self.line.answer(wire, query, user_id, _remote(scope))
 
     async def _http(self, path: str, send: Send) -> None:
         if path == "/api/status":

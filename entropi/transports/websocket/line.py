@@ -22,9 +22,9 @@ from entropi.transports.websocket.transport import WebSocketTransport, Wire
 
 log = get_logger(__name__)
 
-# What the server may add to a checked request before the call starts (the cluster picks the
-# person's memory and takes their lock); raises Refused to turn the caller away.
-Admit = Callable[[p.CallRequest, Mapping[str, str], Mapping[str, str]], Any]
+# What the server may add to a checked request before the call starts (the cluster takes the
+# person's lock); raises Refused to turn the caller away.
+Admit = Callable[[p.CallRequest], Any]
 
 
 class CallLine:
@@ -54,17 +54,18 @@ class CallLine:
         if done is not None:
             done()
 
-    async def answer(self, ws: Wire, query: Mapping[str, str], headers: Mapping[str, str],
+    async def answer(self, ws: Wire, query: Mapping[str, str], user_id: str | None,
                      remote: str, *, abort: Callable[[], None] | None = None,
                      backlog: Callable[[], int] | None = None) -> None:
-        """Serve one accepted socket until its call is over (the loop closes it)."""
+        """Serve one accepted socket until its call is over (the loop closes it).
+        ``user_id``: whose token the server found (None: the single-user files)."""
         try:
             if self.in_use >= self.slots:
                 raise p.Refused("busy: another conversation is in progress" if self.slots == 1
                                 else f"busy: all {self.slots} conversations are in progress")
-            req = p.check_request(query, self.cfg)
+            req = p.check_request(query, self.cfg, user_id)
             if self._admit is not None:
-                req = self._admit(req, query, headers)
+                req = self._admit(req)
         except p.Refused as exc:
             self.refused += 1
             log.warning("call_refused", remote=remote, reason=str(exc))
@@ -82,7 +83,8 @@ class CallLine:
             backlog=backlog)
         call.request = req  # type: ignore[attr-defined]
         self.active.append(call)
-        log.info("call_started", remote=remote, text_prompt=req.text_prompt is not None,
+        log.info("call_started", remote=remote, user=req.user_id,
+                 text_prompt=req.text_prompt is not None,
                  voice=req.voice.name if req.voice else self.cfg.voice.prompt_file)
         await call.start()
         self._calls.put_nowait(call)

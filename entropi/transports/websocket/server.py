@@ -41,7 +41,7 @@ class ChatServer:
         self.cfg = cfg
         self.feed = feed
         self._status = status
-        self._token = p.server_token(cfg)  # refuses a non-loopback bind without one
+        self._access = p.Access.load(cfg)  # refuses a non-loopback bind without a token
         self.line = CallLine(cfg, feed)
         self._runner: web.AppRunner | None = None
         self.port = cfg.server.port
@@ -68,7 +68,7 @@ class ChatServer:
             self.port = sockets[0].getsockname()[1]
         scheme = "https" if self.cfg.server.tls_cert else "http"
         log.info("server_listening", url=f"{scheme}://{self.cfg.server.host}:{self.port}/",
-                 token=self._token is not None)
+                 token=not self._access.open, users=self._access.users)
 
     def _tls(self) -> ssl.SSLContext | None:
         s = self.cfg.server
@@ -99,11 +99,18 @@ class ChatServer:
     @web.middleware
     async def _auth(self, request: web.Request, handler):
         # The page and its scripts are public (the code is open); the calls and the live
-        # data behind /api/ need the token.
-        if request.path.startswith("/api/") and \
-                not p.token_ok(self._token, request.query, request.headers):
-            log.warning("unauthorized", remote=request.remote, path=request.path)
-            raise web.HTTPUnauthorized(text="401: a valid token is needed\n")
+        # data behind /api/ need a token. The live view shows whoever is talking, so a
+        # user's token opens their own calls only.
+        if request.path.startswith("/api/"):
+            caller = self._access.caller(request.query, request.headers)
+            if caller is None:
+                log.warning("unauthorized", remote=request.remote, path=request.path)
+                raise web.HTTPUnauthorized(text="401: a valid token is needed\n")
+            if request.path != "/api/chat" and not caller.owner:
+                log.warning("forbidden", remote=request.remote, path=request.path,
+                            user=caller.user_id)
+                raise web.HTTPForbidden(text="403: the live view needs the owner's token\n")
+            request["caller"] = caller
         return await handler(request)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
@@ -113,8 +120,9 @@ class ChatServer:
         if transport is not None:
             _small_send_buffers(transport)
         await self.line.answer(
-            AiohttpWire(ws, self.cfg.server.max_message_bytes), request.query, request.headers,
-            str(request.remote), abort=transport.abort if transport is not None else None,
+            AiohttpWire(ws, self.cfg.server.max_message_bytes), request.query,
+            request["caller"].user_id, str(request.remote),
+            abort=transport.abort if transport is not None else None,
             backlog=transport.get_write_buffer_size if transport is not None else None)
         return ws
 

@@ -11,6 +11,7 @@ from entropi.config import parse_config
 from entropi.transports.websocket.asgi import AsgiApp
 from entropi.transports.websocket.feed import LiveFeed
 from entropi.transports.websocket.line import CallLine
+from entropi.transports.websocket.protocol import Access
 from tests.service.conftest import ROOT
 
 CFG = parse_config(f"voice:\n  prompt_dir: {ROOT / 'voices'}\n  prompt_file: demo_voice.wav\n"
@@ -38,10 +39,9 @@ def ws_scope(query: str = "", headers: list | None = None, path: str = "/api/cha
             "headers": headers or [], "client": ("10.0.0.7", 5555)}
 
 
-def app(line: CallLine, token: str | None = "s3cret") -> AsgiApp:
+def app(line: CallLine) -> AsgiApp:
     return AsgiApp(line, lambda: {"state": "waiting"},
-                   lambda q, h: token is None or q.get("token") == token
-                   or h.get("x-entropi-token") == token)
+                   Access("s3cret", {"ada-token": "ada"}))
 
 
 async def test_busy_line_refuses_with_kind_5_and_closes():
@@ -73,10 +73,12 @@ async def test_a_call_reaches_the_loop_and_is_released_after_the_flush():
     peer = Peer({"type": "websocket.connect"},
                 {"type": "websocket.receive", "text": "hello"},
                 {"type": "websocket.receive", "bytes": b"\x01" + bytes(2 << 20)})
-    served = asyncio.create_task(app(line)(ws_scope("token=s3cret&voice_prompt=demo_input.wav"),
+    served = asyncio.create_task(app(line)(ws_scope("token=ada-token&voice_prompt=demo_input.wav"),
                                            peer.receive, peer.send))
     call = await asyncio.wait_for(line.next_call(), 10)
     assert call.request.voice.name == "demo_input.wav" and line.in_use == 1
+    assert call.request.user_id == "ada"  # the token named her: her own memory folder
+    assert call.cfg.memory.journal_dir.parent.name == "ada"
     await call.close()  # what the loop does once the conversation is flushed
     await asyncio.wait_for(served, 10)
     assert call.counts == {"ws_text_message": 1, "ws_message_too_big": 1}
@@ -86,10 +88,14 @@ async def test_a_call_reaches_the_loop_and_is_released_after_the_flush():
 
 @pytest.mark.parametrize(("path", "status", "needle"),
                          [("/", 200, b"<html"), ("/static/app.js", 200, b"function"),
-                          ("/static/../server.py", 404, b"404"), ("/api/status", 401, b"401")])
+                          ("/static/../server.py", 404, b"404"), ("/api/status", 401, b"401"),
+                          ("/api/status?token=ada-token", 403, b"owner"),
+                          ("/api/status?token=s3cret", 200, b"waiting")])
 async def test_page_static_and_status(path, status, needle):
     peer = Peer({"type": "http.request", "body": b""})
-    await app(CallLine(CFG, LiveFeed()))({"type": "http", "path": path, "query_string": b"",
-                                          "headers": []}, peer.receive, peer.send)
+    path, _, query = path.partition("?")
+    await app(CallLine(CFG, LiveFeed()))({"type": "http", "path": path,
+                                          "query_string": query.encode(), "headers": []},
+                                         peer.receive, peer.send)
     assert peer.sent[0]["status"] == status
     assert needle in peer.sent[1]["body"].lower()
