@@ -48,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     warning = demo_model_warning(cfg)
     if warning:
         print(warning, file=sys.stderr)
-    vram = {q: estimate_vram_gb(q, cfg.runtime.context_window)
+    slots = cfg.runtime.max_conversations
+    vram = {q: estimate_vram_gb(q, cfg.runtime.context_window, slots)
             for q in ("none", "int8", "int4", "fp8")}
     if args.json:
         print(json.dumps({
@@ -64,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     for name, value in budget.rows():
         print(f"  {name:<38} {value:>6}")
     print(f"\n# estimated GPU memory at context {cfg.runtime.context_window} "
-          "(PersonaPlex 7B, dep_q 8, Mimi included)")
+          f"(PersonaPlex 7B, dep_q 8, Mimi included"
+          f"{f'; {slots} conversations' if slots > 1 else ''})")
     auto = cfg.runtime.quantization == "auto"
     for q, est in vram.items():
         mark = "  <- selected" if q == cfg.runtime.quantization else ""

@@ -135,6 +135,8 @@ class RuntimeSection(Section):
     context_window: int = Field(750, ge=16, le=3000)
     cuda_graphs: bool = True
     torch_threads: int | None = Field(None, ge=1, le=256)
+    # Conversations stepped together in one batched model (websocket callers at once).
+    max_conversations: int = Field(1, ge=1, le=64)
 
     @field_validator("device")
     @classmethod

@@ -49,18 +49,18 @@ async def serve_callers(daemon: Daemon, worker: Any, client: Any, clips: Any,
     def idle() -> bool:
         return call is None or call.waiting_for_input
 
-    pinger = asyncio.create_task(_watchdog(daemon, idle), name="watchdog-pinger")
+    pinger = asyncio.create_task(watchdog(daemon, idle), name="watchdog-pinger")
     conversations = 0
     voice_clips: dict[str, tuple[Any, float]] = {cfg.voice.prompt_file: (clips, deadline)}
     try:
         while not daemon.stop_requested.is_set():
             daemon.set_state("waiting", port=server.port, conversations=conversations)
-            call = await _next_call(server, daemon.stop_requested)
+            call = await next_call(server, daemon.stop_requested)
             if call is None:
                 break
             call_cfg = call.request.config(cfg)
             try:
-                call_clips, call_deadline = await _use_voice(worker, call_cfg, voice_clips)
+                call_clips, call_deadline = await use_voice(worker, call_cfg, voice_clips)
             except (InputError, ConfigError) as exc:
                 server.line.refused += 1
                 log.warning("call_refused", remote=call.remote, reason=str(exc))
@@ -98,12 +98,13 @@ async def serve_callers(daemon: Daemon, worker: Any, client: Any, clips: Any,
         await server.stop()
 
 
-async def _use_voice(worker: Any, cfg: Any,
-                     voice_clips: dict[str, tuple[Any, float]]) -> tuple[Any, float]:
-    """Prime the call's voice (on the engine's thread) and pick its thinking clips."""
+async def use_voice(worker: Any, cfg: Any, voice_clips: dict[str, tuple[Any, float]],
+                     slot: Any = None) -> tuple[Any, float]:
+    """Prime the call's voice (on the engine's thread; into ``slot`` when batched) and pick
+    its thinking clips."""
     from entropi.clips.render import thinking_clips
 
-    await worker.use_voice(cfg.voice.prompt_path)
+    await (slot or worker).use_voice(cfg.voice.prompt_path)
     name = cfg.voice.prompt_file
     if name not in voice_clips:
         clips = await worker.call(thinking_clips, worker.engine, cfg, False)
@@ -112,7 +113,7 @@ async def _use_voice(worker: Any, cfg: Any,
     return voice_clips[name]
 
 
-async def _next_call(server: Any, stop: asyncio.Event) -> WebSocketTransport | None:
+async def next_call(server: Any, stop: asyncio.Event) -> WebSocketTransport | None:
     getter = asyncio.ensure_future(server.next_call())
     stopper = asyncio.ensure_future(stop.wait())
     await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -125,7 +126,7 @@ async def _next_call(server: Any, stop: asyncio.Event) -> WebSocketTransport | N
     return None
 
 
-async def _watchdog(daemon: Daemon, idle) -> None:
+async def watchdog(daemon: Daemon, idle) -> None:
     while True:
         await asyncio.sleep(_PING_SECONDS)
         if idle():

@@ -56,9 +56,8 @@ PROXY_ENV = {"RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH":
 
 
 def slots(cfg: Config) -> int:
-    """Calls one replica serves at once (``runtime.max_conversations`` where the engine has
-    it; one conversation per engine otherwise)."""
-    return int(getattr(cfg.runtime, "max_conversations", 1))
+    """Calls one replica serves at once: its engine's slots."""
+    return cfg.runtime.max_conversations
 
 
 # --------------------------------------------------------------------------- people

@@ -193,12 +193,14 @@ class Daemon:
     # ------------------------------------------------------------------ lifecycle
 
     async def serve(self) -> int:
-        from entropi.engine import EngineWorker  # torch loads here, not at import
+        from entropi.engine import EngineWorker, SlotPool  # torch loads here, not at import
 
         cfg = self.cfg
+        # B > 1 only with websocket callers (preflight says so before anything loads).
+        batched = cfg.runtime.max_conversations > 1 and cfg.audio.input == "websocket"
         lock = _run_lock(cfg)  # before anything loads: a second daemon stops here
         try:
-            return await self._serve(EngineWorker)
+            return await self._serve(SlotPool if batched else EngineWorker)
         finally:
             if lock is not None:
                 lock.release()
@@ -259,8 +261,14 @@ class Daemon:
     async def _converse(self, worker, clips: ThinkingClips, deadline: float,
                         t_start: float) -> int:
         cfg = self.cfg
-        async with open_llm(cfg.secondary_model) as client:
-            if cfg.audio.input == "websocket":
+        # Two LLM slots per conversation: its memory directive never queues behind a prompt.
+        async with open_llm(cfg.secondary_model,
+                            parallel=2 * cfg.runtime.max_conversations) as client:
+            if cfg.audio.input == "websocket" and cfg.runtime.max_conversations > 1:
+                from entropi.service.many import serve_many
+
+                await serve_many(self, worker, client, clips, deadline, self.server)
+            elif cfg.audio.input == "websocket":
                 from entropi.service.callers import serve_callers
 
                 await serve_callers(self, worker, client, clips, deadline, self.server)

@@ -28,6 +28,7 @@ def preflight(cfg: Config, summary_json: Path | None = None) -> None:
     _check_clips(cfg)
     _check_gguf(cfg)
     _check_audio(cfg)
+    _check_conversations(cfg)
     _check_outputs(cfg, summary_json)
     _check_llm_key(cfg)
     if cfg.audio.input == "websocket":
@@ -37,6 +38,17 @@ def preflight(cfg: Config, summary_json: Path | None = None) -> None:
 
         cipher_from_env(cfg.memory.encryption_key_env)
     _check_persona_tokens(cfg)
+
+
+def _check_conversations(cfg: Config) -> None:
+    """B > 1 conversations share one batched model: only websocket callers come B at once."""
+    b = cfg.runtime.max_conversations
+    if b > 1 and cfg.audio.input != "websocket":
+        raise ConfigError(f"runtime.max_conversations: {b} needs audio.input: websocket "
+                          f"(audio.input: {cfg.audio.input} is one conversation); set it to 1")
+    if b > 1 and cfg.asr.backend == "kyutai":
+        raise ConfigError(f"runtime.max_conversations: {b} does not run with asr.backend: "
+                          f"kyutai yet (one STT stream); use another backend or set it to 1")
 
 
 # --------------------------------------------------------------------------- inputs

@@ -152,6 +152,10 @@ CASES: list[tuple[str, Any, list[str]]] = [
      ["conversation.base_persona:", "exceed conversation.prompt_token_budget 20"]),
     ("openrouter-without-key", lambda t, d: _set(d, "secondary_model.backend", "openrouter"),
      ["secondary_model.api_key:", "needs a key"]),
+    ("conversations-without-websocket", lambda t, d: _set(d, "runtime.max_conversations", 3),
+     ["runtime.max_conversations: 3 needs audio.input: websocket"]),
+    ("conversations-over-64", lambda t, d: _set(d, "runtime.max_conversations", 65),
+     ["runtime.max_conversations:"]),
     ("local-model-missing", lambda t, d: d.update(model={
         "source": "local", "moshi_weight": str(t / "none.safetensors"),
         "mimi_weight": str(t / "none"), "tokenizer": str(t / "none")}),

@@ -1,4 +1,5 @@
-"""ChatServer: moshi's ``/api/chat`` for one caller at a time, the web page and its feed.
+"""ChatServer: moshi's ``/api/chat`` for up to ``runtime.max_conversations`` callers at once
+(one by default), the web page and its feed.
 
 Routes: ``GET /api/chat`` (websocket, moshi's protocol), ``GET /`` (entropi's page),
 ``/static/*``, ``GET /api/status`` (JSON) and ``GET /api/events`` (server-sent events).
@@ -42,7 +43,7 @@ class ChatServer:
         self.feed = feed
         self._status = status
         self._access = p.Access.load(cfg)  # refuses a non-loopback bind without a token
-        self.line = CallLine(cfg, feed)
+        self.line = CallLine(cfg, feed, slots=cfg.runtime.max_conversations)
         self._runner: web.AppRunner | None = None
         self.port = cfg.server.port
 
@@ -91,7 +92,7 @@ class ChatServer:
         return await self.line.next_call()
 
     def release(self, call: WebSocketTransport | None = None) -> None:
-        """A conversation is flushed: the next caller may come in."""
+        """A conversation is flushed: its line is free for the next caller."""
         self.line.release(call)
 
     # ------------------------------------------------------------------ routes
