@@ -1,11 +1,13 @@
-"""``entropi cluster`` for real: a local Ray, Serve's proxy, two CPU replicas of one slot each
-on the tiny model, callers over websockets, a replica SIGKILLed mid-call.
+"""``entropi cluster`` for real: a local Ray, Serve's proxy, two CPU replicas on the tiny
+model, callers over websockets, a replica SIGKILLed mid-call. Each test starts Ray and its
+replicas once (~30 s of a 45–60 s test on 2 busy cores).
 
-One scenario (Ray and the replicas start once, ~45 s of it on 2 busy cores; ~2 min in all):
-callers spread over both replicas; the next caller hears "busy"; one person calling twice
-lands on the other replica and continues their ledger; killing the replica under a call tells
-that caller (kind 5 + close), leaves the other caller talking and the person's flushed memory
-intact, and Serve starts a new replica that takes the person's next call.
+One slot per replica: callers spread over both replicas; the next caller hears "busy"; one
+person calling twice lands on the other replica and continues their ledger; killing the
+replica under a call tells that caller (kind 5 + close), leaves the other caller talking and
+the person's flushed memory intact, and Serve starts a new replica that takes the person's
+next call. Two slots per replica (batched engine): four callers at once, two on each
+replica, a fifth hears "busy".
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from tests.transports.websocket.test_websocket import ogg_pages
 pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
 
-TOKENS = {"ADA_TOKEN": "ada-secret", "BOB_TOKEN": "bob-secret", "CY_TOKEN": "cy-secret"}
+TOKENS = {f"{name.upper()}_TOKEN": f"{name}-secret" for name in ("ada", "bob", "cy", "dee", "eve")}
 PAGES = ogg_pages(30.0)
 
 
@@ -152,8 +154,9 @@ def status_lines(config: Path) -> list[str]:
     return out.stdout.splitlines()
 
 
-def test_cluster_spreads_refuses_follows_the_person_and_survives_a_killed_replica(
-        tmp_path, model_cache):
+def run_cluster(tmp_path: Path, model_cache: Path, scenario, **overrides: Any) -> None:
+    """``entropi cluster`` (2 CPU replicas) in its own process; ``scenario(cluster, port,
+    config)`` talks to it; then SIGTERM must stop it (and its local Ray) with exit 0."""
     run = DaemonRun(tmp_path, model_cache)
     port = free_port()
     (tmp_path / "people").mkdir()
@@ -167,7 +170,8 @@ def test_cluster_spreads_refuses_follows_the_person_and_survives_a_killed_replic
         "cluster.replicas": 2, "cluster.num_gpus": 0, "cluster.num_cpus": 0.5,
         "cluster.state_dir": str(tmp_path / "state"),
         "memory.users_dir": str(tmp_path / "people"),  # the share every replica reaches
-        "server.tokens": {"ADA_TOKEN": "ada", "BOB_TOKEN": "bob", "CY_TOKEN": "cy"}})
+        "server.tokens": {var: token.split("-")[0] for var, token in TOKENS.items()},
+        **overrides})
     env = {**os.environ, **TOKENS}
     with open(tmp_path / "cluster.log", "w") as log:
         proc = subprocess.Popen([sys.executable, "-m", "entropi", "cluster", "--config",
@@ -189,12 +193,46 @@ def test_cluster_spreads_refuses_follows_the_person_and_survives_a_killed_replic
                 proc.wait()
 
 
-async def scenario(cluster: Cluster, port: int, config: Path) -> None:
+async def both_replicas_up(cluster: Cluster) -> None:
     # The command says so once Serve routes to every replica (their files say "waiting" a
     # moment before Serve has marked them running).
     log = cluster.run.dir / "cluster.log"
     await cluster.until(lambda: "2 replicas behind" in log.read_text(), "two replicas",
                         timeout=240)
+
+
+def test_cluster_spreads_refuses_follows_the_person_and_survives_a_killed_replica(
+        tmp_path, model_cache):
+    run_cluster(tmp_path, model_cache, scenario)
+
+
+def test_two_slots_per_replica_four_callers_at_once_and_a_fifth_is_busy(tmp_path, model_cache):
+    run_cluster(tmp_path, model_cache, four_and_a_fifth, **{"runtime.max_conversations": 2})
+
+
+async def four_and_a_fifth(cluster: Cluster, port: int, config: Path) -> None:
+    await both_replicas_up(cluster)
+    people = ["ada", "bob", "cy", "dee"]
+    callers = [Caller(port, f"{name}-secret") for name in people]
+    for caller in callers:  # a moment apart: see bench/cluster.py on simultaneous arrivals
+        assert await caller.dial() == b"\x00"
+    where = await cluster.until(
+        lambda: {u: d["replica"] for d in cluster.replicas().values() if alive(d["pid"])
+                 for u in d.get("users", ())} if sum(
+            len(d.get("users", ())) for d in cluster.replicas().values()) == 4 else None,
+        "four callers in calls")
+    assert sorted(where) == sorted(people)
+    assert sorted(list(where.values()).count(r) for r in set(where.values())) == [2, 2]
+    eve = Caller(port, "eve-secret")
+    assert (await eve.dial())[:1] == b"\x05" and eve.error.startswith("busy")
+    await asyncio.sleep(1.0)
+    for caller in callers:
+        await caller.hang_up()
+        assert len(caller.audio_at) >= 10 and caller.error is None
+
+
+async def scenario(cluster: Cluster, port: int, config: Path) -> None:
+    await both_replicas_up(cluster)
 
     # 1. Two callers: one on each replica; a third hears "busy" at once.
     ada, bob = Caller(port, "ada-secret"), Caller(port, "bob-secret")
