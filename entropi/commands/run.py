@@ -34,12 +34,13 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--fast needs --input WAV (a microphone cannot run faster)")
     cfg = load_for_command(args)
     audio = {}
+    # Absolute but not resolve()d: a symlink loop is for preflight to name, not to crash on.
     if args.input is not None:
-        if not args.input.is_file():
+        if not args.input.exists() and not args.input.is_symlink():
             raise UsageError(f"--input: {args.input}: no such file")
-        audio |= {"input": "wav", "input_wav": args.input.resolve(), "fast": args.fast}
+        audio |= {"input": "wav", "input_wav": args.input.absolute(), "fast": args.fast}
     if args.output is not None:
-        audio |= {"output": "wav", "output_wav": args.output.resolve()}
+        audio |= {"output": "wav", "output_wav": args.output.absolute()}
     if audio:
         cfg = cfg.model_copy(update={"audio": cfg.audio.model_copy(update=audio)})
     from entropi.service.preflight import preflight

@@ -248,6 +248,9 @@ class WindowSection(Section):
                 f"min_seconds ({self.min_seconds:g}) must not exceed "
                 f"max_seconds ({self.max_seconds:g})"
             )
+        if self.pause_seconds > self.max_seconds:  # the pause that ends a window must fit in it
+            raise ValueError(f"pause_seconds ({self.pause_seconds:g}) must not exceed "
+                             f"max_seconds ({self.max_seconds:g})")
         return self
 
 
@@ -513,8 +516,9 @@ class Config(Section):
         # way round) and one person would read another's memory.
         if not self.server.per_user:
             return self
-        users = self.memory.users_root.resolve()
-        journal = self.memory.journal_dir.resolve()
+        # realpath, not resolve(): a symlink loop is preflight's one line, not a traceback.
+        users = Path(os.path.realpath(self.memory.users_root))
+        journal = Path(os.path.realpath(self.memory.journal_dir))
         if users.is_relative_to(journal) or journal.is_relative_to(users):
             raise ValueError(f"memory.users_dir ({self.memory.users_root}) and "
                              f"memory.journal_dir ({self.memory.journal_dir}) must not hold "
@@ -522,7 +526,7 @@ class Config(Section):
         for key, path in (("memory.profile_path", self.memory.profile_path),
                           ("conversation.transcript_file", self.conversation.transcript_file),
                           ("discord.consent_file", self.discord.consent_file)):
-            if path is not None and path.resolve().is_relative_to(users):
+            if path is not None and Path(os.path.realpath(path)).is_relative_to(users):
                 raise ValueError(f"{key} ({path}) is inside memory.users_dir "
                                  f"({self.memory.users_root}), where the users' folders go; "
                                  "move one of them")

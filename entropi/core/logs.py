@@ -35,12 +35,26 @@ _PATTERNS = [
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@:]+:[^/\s@]*@"), rf"\g<1>{MASK}@"),
 ]
 _secrets: set[str] = set()
+_secret_pattern: re.Pattern[str] | None = None
+
+
+def _spelled(secret: str) -> str:
+    """A pattern for ``secret`` however a server echoes it: any case, and any character
+    %-escaped (once or twice, hex in either case), as in a URL or a form body."""
+    parts = []
+    for char in secret:
+        escaped = "".join(f"%(?:25)?{b:02x}" for b in char.encode())
+        parts.append(f"(?:{re.escape(char)}|{escaped})")
+    return "".join(parts)
 
 
 def register_secret(value: str | None) -> None:
     """A value that must never appear in a log line (an API key read from the config)."""
-    if value and len(value) >= MIN_SECRET_LENGTH:
+    global _secret_pattern
+    if value and len(value) >= MIN_SECRET_LENGTH and value not in _secrets:
         _secrets.add(value)
+        ordered = sorted(_secrets, key=len, reverse=True)  # the longest wins an overlap
+        _secret_pattern = re.compile("|".join(_spelled(s) for s in ordered), re.IGNORECASE)
 
 
 def register_env_secrets(env: Mapping[str, str] | None = None) -> None:
@@ -52,9 +66,8 @@ def register_env_secrets(env: Mapping[str, str] | None = None) -> None:
 
 
 def redact(text: str) -> str:
-    for secret in sorted(_secrets, key=len, reverse=True):
-        if secret in text:
-            text = text.replace(secret, MASK)
+    if _secret_pattern is not None:
+        text = _secret_pattern.sub(MASK, text)
     for pattern, repl in _PATTERNS:
         text = pattern.sub(repl, text)
     return text

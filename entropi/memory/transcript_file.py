@@ -14,7 +14,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from entropi.core.crypto import Cipher
-from entropi.core.files import append_durable, locked, make_private_dirs, write_private
+from entropi.core.files import (
+    append_durable,
+    locked,
+    make_private_dirs,
+    read_regular,
+    write_private,
+)
 from entropi.text.utterance import Utterance, render_transcript
 
 _HEADING = re.compile(r"^## window \d+ +(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", re.M)
@@ -47,7 +53,7 @@ class TranscriptFile:
         """Every window's block, decrypted; plain blocks written before encryption was
         turned on are read too."""
         try:
-            raw = self.path.read_bytes()
+            raw = read_regular(self.path)
         except FileNotFoundError:
             return []
         out: list[str] = []

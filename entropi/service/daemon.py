@@ -32,6 +32,7 @@ from entropi.hearing.asr import open_transcriber
 from entropi.hearing.kyutai import KyutaiTranscriber
 from entropi.hearing.turns import TurnTranscriber
 from entropi.llm.session import open_llm
+from entropi.service.paths import guarded
 from entropi.service.sdnotify import Notifier
 from entropi.service.status import RunLock, lock_path, write_status
 from entropi.transports.base import AudioTransport, status_info
@@ -193,17 +194,16 @@ class Daemon:
     # ------------------------------------------------------------------ lifecycle
 
     async def serve(self) -> int:
-        from entropi.engine import EngineWorker, SlotPool  # torch loads here, not at import
-
         cfg = self.cfg
-        # B > 1 only with websocket callers (preflight says so before anything loads).
-        batched = cfg.runtime.max_conversations > 1 and cfg.audio.input == "websocket"
-        lock = _run_lock(cfg)  # before anything loads: a second daemon stops here
+        lock = _run_lock(cfg, self.opts.summary_json)  # before anything, torch included
         try:
+            from entropi.engine import EngineWorker, SlotPool  # torch loads here, not at import
+
+            # B > 1 only with websocket callers (preflight says so before anything loads).
+            batched = cfg.runtime.max_conversations > 1 and cfg.audio.input == "websocket"
             return await self._serve(SlotPool if batched else EngineWorker)
         finally:
-            if lock is not None:
-                lock.release()
+            lock.release()
 
     async def _serve(self, engine_worker: Any) -> int:
         loop = asyncio.get_running_loop()
@@ -345,14 +345,10 @@ def run_daemon(cfg: Config, opts: RunOptions) -> int:
     return code
 
 
-def _run_lock(cfg: Config) -> RunLock | None:
-    """Lock the run's files (status, WAV, journal) against a second daemon, or say who has."""
-    fallback = (cfg.memory.journal_dir if cfg.memory.enabled else
-                cfg.audio.output_wav if cfg.audio.output == "wav" else None)
-    path = lock_path(cfg.service.status_file, fallback)
-    if path is None:
-        return None
-    lock = RunLock(path)
+def _run_lock(cfg: Config, summary_json: Path | None) -> RunLock:
+    """Lock the run's files (status, WAV, transcript, journal, profile…) against a second
+    daemon, or say which pid has them."""
+    lock = RunLock(lock_path(cfg.service.status_file), guarded(cfg, summary_json))
     lock.acquire()
     return lock
 

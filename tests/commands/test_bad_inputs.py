@@ -197,7 +197,7 @@ CASES: list[tuple[str, Any, list[str]]] = [
     ("input-no-samples", _key("audio.input_wav", _file("n.wav", wav_bytes(24_000, 0))),
      ["n.wav: contains no audio samples"]),
     ("input-is-output", lambda t, d: _set(d, "audio.output_wav", d["audio"]["input_wav"]),
-     ["audio.output_wav:", "is also the input"]),
+     ["audio.output_wav:", "is the same file as audio.input_wav"]),
     # ---- GGUF
     ("gguf-missing", _key("secondary_model.embedded.gguf", lambda t: t / "m.gguf"),
      ["secondary_model.embedded.gguf:", "m.gguf: no such GGUF model file"]),

@@ -119,3 +119,27 @@ def test_purge_covers_the_transcript(tmp_path):
     out = _entropi("memory", "purge", "--yes", "--config", str(config), env=env)
     assert out.returncode == 0, out.stderr
     assert not transcript.exists() and not (tmp_path / "p.json").exists()
+
+
+def test_memory_files_that_are_fifos_fail_at_once_instead_of_hanging(tmp_path):
+    """The audit's profile FIFO blocked the daemon: reads refuse anything but a file."""
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "p.json"
+    os.mkfifo(fifo)
+    code = ("from pathlib import Path\n"
+            "from entropi.memory.store import EncryptedJsonFile\n"
+            "from entropi.memory.transcript_file import TranscriptFile\n"
+            "from entropi.core.errors import MemoryFileError\n"
+            f"p = Path({str(fifo)!r})\n"
+            "try:\n    EncryptedJsonFile(p).read()\n"
+            "except MemoryFileError as e:\n    print('store:', e.message)\n"
+            "try:\n    TranscriptFile(p).append('## window 1\\n')\n"
+            "except OSError as e:\n    print('transcript:', e.strerror)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "store:" in proc.stdout and "FIFO" in proc.stdout, proc.stdout
+    assert "transcript:" in proc.stdout, proc.stdout

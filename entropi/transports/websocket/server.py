@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from entropi.config import Config
+from entropi.config import Config, ServerSection
 from entropi.core.errors import ConfigError
 from entropi.core.logs import get_logger
 from entropi.transports.websocket import protocol as p
@@ -72,16 +72,7 @@ class ChatServer:
                  token=not self._access.open, users=self._access.users)
 
     def _tls(self) -> ssl.SSLContext | None:
-        s = self.cfg.server
-        if s.tls_cert is None or s.tls_key is None:
-            return None
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        try:
-            ctx.load_cert_chain(s.tls_cert, s.tls_key)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"server.tls_cert: cannot load {s.tls_cert} / {s.tls_key} "
-                              f"({exc})") from None
-        return ctx
+        return tls_context(self.cfg.server)
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -185,3 +176,23 @@ def _small_send_buffers(transport: asyncio.Transport) -> None:
 
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+
+
+def _refuse_password() -> bytes:
+    # A passphrase-protected key would make OpenSSL prompt on the terminal (or hang a service).
+    raise ssl.SSLError("the key is encrypted; give an unencrypted PEM key")
+
+
+def tls_context(s: ServerSection) -> ssl.SSLContext | None:
+    """The server's TLS context, or None without TLS; ConfigError for PEM files that do not
+    decode or a key that does not match the certificate (preflight calls this too)."""
+    if s.tls_cert is None or s.tls_key is None:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        ctx.load_cert_chain(s.tls_cert, s.tls_key, password=_refuse_password)
+    except (OSError, ssl.SSLError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"server.tls_cert: cannot load {s.tls_cert} / {s.tls_key} "
+                          f"({reason}); give a PEM certificate and its unencrypted key") from None
+    return ctx
