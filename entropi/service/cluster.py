@@ -172,7 +172,8 @@ class Replica:
         self.access = p.Access.load(self.cfg, env)
         self.line = CallLine(self.cfg, LiveFeed(), slots(self.cfg), admit=Admission(self.cfg))
         self.server = ReplicaServer(self.line)
-        self.daemon = Daemon(self.cfg, RunOptions(signals=False), server=self.server)
+        self.daemon = Daemon(self.cfg, RunOptions(signals=False, shared_data=True),
+                             server=self.server)
         self.daemon.status_extra = self.status
         self.task: asyncio.Task[int] | None = None
 

@@ -50,6 +50,9 @@ class RunOptions:
     max_windows: int | None = None
     summary_json: Path | None = None
     signals: bool = True  # False: the host process owns SIGTERM/SIGINT (a cluster replica)
+    # True: other daemons (a cluster's replicas) share the memory and files; each call locks
+    # its person's folder instead, and only the status file is this daemon's alone.
+    shared_data: bool = False
 
 
 class Daemon:
@@ -195,7 +198,8 @@ class Daemon:
 
     async def serve(self) -> int:
         cfg = self.cfg
-        lock = _run_lock(cfg, self.opts.summary_json)  # before anything, torch included
+        lock = _run_lock(cfg, self.opts.summary_json,  # before anything, torch included
+                         data=not self.opts.shared_data)
         try:
             from entropi.engine import EngineWorker, SlotPool  # torch loads here, not at import
 
@@ -345,10 +349,11 @@ def run_daemon(cfg: Config, opts: RunOptions) -> int:
     return code
 
 
-def _run_lock(cfg: Config, summary_json: Path | None) -> RunLock:
-    """Lock the run's files (status, WAV, transcript, journal, profile…) against a second
-    daemon, or say which pid has them."""
-    lock = RunLock(lock_path(cfg.service.status_file), guarded(cfg, summary_json))
+def _run_lock(cfg: Config, summary_json: Path | None, data: bool = True) -> RunLock:
+    """Lock the run's files (status, WAV, transcript, journal, profile…; with ``data``
+    False the status file only) against a second daemon, or say which pid has them."""
+    lock = RunLock(lock_path(cfg.service.status_file),
+                   guarded(cfg, summary_json) if data else ())
     lock.acquire()
     return lock
 
