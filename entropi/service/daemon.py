@@ -52,12 +52,17 @@ class RunOptions:
     summary_json: Path | None = None
     # Where a web caller's voice_prompt is looked up (None: voice.prompt_dir only).
     voice_dirs: tuple[Path, ...] | None = None
+    signals: bool = True  # False: the host process owns SIGTERM/SIGINT (a cluster replica)
+    # True: other daemons (a cluster's replicas) share the memory and files; each call locks
+    # its person's folder instead, and only the status file is this daemon's alone.
+    shared_data: bool = False
 
 
 class Daemon:
-    def __init__(self, cfg: Config, opts: RunOptions) -> None:
+    def __init__(self, cfg: Config, opts: RunOptions, server: Any = None) -> None:
         self.cfg = cfg
         self.opts = opts
+        self.server = server  # where callers come from; None: its own aiohttp server
         self.notifier = Notifier()
         self.controller: PersonaPlexController | None = None
         self.summary: dict[str, Any] = {}
@@ -69,6 +74,7 @@ class Daemon:
         self.feed: Any = None  # the web page's LiveFeed, when remote callers are served
         self.on_live: Any = None  # called when a conversation's first window goes live
         self.calls: list[dict[str, Any]] = []  # per remote call: latency samples, problems
+        self.status_extra: Any = None  # () -> dict merged into every status write (a replica's)
         self._ended: WindowStats | None = None
         self._asr: TurnTranscriber | None = None
         self._status_failing = False  # the last write failed (logged once, until it works)
@@ -94,6 +100,10 @@ class Daemon:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(EXIT_OK)
+        self.request_stop()
+
+    def request_stop(self) -> None:
+        """Stop after the current frame: memory is flushed, then ``serve`` returns."""
         self._live["state"] = "stopping"
         self.stop_requested.set()  # a daemon waiting for a caller stops waiting
         if self.controller is not None:
@@ -159,6 +169,8 @@ class Daemon:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._status_due.wait(), 1.0)
             self._status_due.clear()
+            if self.status_extra is not None:
+                self._live.update(self.status_extra())
             c = self.controller
             if c is not None:
                 self._live.update(frames=c.totals.frames, windows=c.totals.windows,
@@ -193,7 +205,8 @@ class Daemon:
 
     async def serve(self) -> int:
         cfg = self.cfg
-        lock = _run_lock(cfg, self.opts.summary_json)  # before anything, torch included
+        lock = _run_lock(cfg, self.opts.summary_json,  # before anything, torch included
+                         data=not self.opts.shared_data)
         try:
             # Every up-front refusal (preflight, the lock) stays one line; now the first line
             # a person sees, before torch is even imported (seconds on a cold disk).
@@ -209,7 +222,7 @@ class Daemon:
 
     async def _serve(self, engine_worker: Any) -> int:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT) if self.opts.signals else ():
             loop.add_signal_handler(sig, self._on_signal, sig)
         t_start = time.perf_counter()
         self._write_status(self._live)
@@ -266,11 +279,11 @@ class Daemon:
             if cfg.audio.input == "websocket" and cfg.runtime.max_conversations > 1:
                 from entropi.service.many import serve_many
 
-                await serve_many(self, worker, client, clips, deadline)
+                await serve_many(self, worker, client, clips, deadline, self.server)
             elif cfg.audio.input == "websocket":
                 from entropi.service.callers import serve_callers
 
-                await serve_callers(self, worker, client, clips, deadline)
+                await serve_callers(self, worker, client, clips, deadline, self.server)
             else:
                 audio = open_transport(cfg)
                 await audio.start()
@@ -346,10 +359,11 @@ def run_daemon(cfg: Config, opts: RunOptions) -> int:
     return code
 
 
-def _run_lock(cfg: Config, summary_json: Path | None) -> RunLock:
-    """Lock the run's files (status, WAV, transcript, journal, profile…) against a second
-    daemon, or say which pid has them."""
-    lock = RunLock(lock_path(cfg.service.status_file), guarded(cfg, summary_json))
+def _run_lock(cfg: Config, summary_json: Path | None, data: bool = True) -> RunLock:
+    """Lock the run's files (status, WAV, transcript, journal, profile…; with ``data``
+    False the status file only) against a second daemon, or say which pid has them."""
+    lock = RunLock(lock_path(cfg.service.status_file),
+                   guarded(cfg, summary_json) if data else ())
     lock.acquire()
     return lock
 

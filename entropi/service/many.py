@@ -81,7 +81,7 @@ class Calls:
             try:
                 clips, deadline = await use_voice(self.pool, cfg, self.voice_clips, slot)
             except (InputError, ConfigError) as exc:
-                self.server.refused += 1
+                self.server.line.refused += 1
                 log.warning("call_refused", remote=call.remote, reason=str(exc))
                 call.refuse("voice_prompt: " + str(exc).replace(str(cfg.voice.prompt_path),
                                                                 repr(cfg.voice.prompt_file)))
@@ -113,16 +113,21 @@ class Calls:
             self.controllers.pop(number, None)
             self.transports.pop(number, None)
             self.pool.release(slot)  # after the flush: the session has returned
-            self.server.release()
+            self.server.release(call)
             self.publish_state()
 
 
 async def serve_many(daemon: Daemon, pool: SlotPool, client: Any, clips: Any,
-                     deadline: float) -> None:
+                     deadline: float, server: Any = None) -> None:
+    """``server``: where callers come from (default: the daemon's own aiohttp ChatServer; a
+    cluster replica passes its ASGI one)."""
     cfg = daemon.cfg
-    daemon.feed = LiveFeed()
-    server = ChatServer(cfg, daemon.feed, status=daemon.live_status,
-                        voice_dirs=daemon.opts.voice_dirs)
+    if server is None:
+        daemon.feed = LiveFeed()
+        server = ChatServer(cfg, daemon.feed, status=daemon.live_status,
+                            voice_dirs=daemon.opts.voice_dirs)
+    else:
+        daemon.feed = server.feed
     await server.start()
     narrate(f"ready: open {server.url} to talk, up to {pool.size} callers at once")
     calls = Calls(daemon, pool, server, client, clips, deadline)
@@ -139,7 +144,7 @@ async def serve_many(daemon: Daemon, pool: SlotPool, client: Any, clips: Any,
             if slot is None:  # the server counts the same lines: cannot happen, but say so
                 call.refuse("busy: no free conversation slot")
                 await call.close()
-                server.release()
+                server.release(call)
                 continue
             calls.start(call, slot)
         calls.stop_all()

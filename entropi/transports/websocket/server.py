@@ -5,7 +5,8 @@ Routes: ``GET /api/chat`` (websocket, moshi's protocol), ``GET /`` (entropi's pa
 ``/static/*``, ``GET /api/status`` (JSON), ``GET /api/voices`` (the names a caller may pass
 as ``voice_prompt``) and ``GET /api/events`` (server-sent events).
 Every ``/api/`` route checks the token when one is set. The daemon takes callers with ``next_call``
-and frees the line with ``release`` once the conversation is flushed to memory.
+and frees the line with ``release`` once the conversation is flushed to memory; what happens on
+the socket is :class:`~entropi.transports.websocket.line.CallLine`'s, shared with the cluster.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import asyncio
 import contextlib
 import json
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,12 @@ from entropi.core.errors import ConfigError
 from entropi.core.logs import get_logger
 from entropi.transports.websocket import protocol as p
 from entropi.transports.websocket.feed import LiveFeed
-from entropi.transports.websocket.transport import SEND_BUFFER_BYTES, WebSocketTransport
+from entropi.transports.websocket.line import CallLine
+from entropi.transports.websocket.transport import (
+    SEND_BUFFER_BYTES,
+    WebSocketTransport,
+    WireError,
+)
 
 log = get_logger(__name__)
 
@@ -41,13 +47,11 @@ class ChatServer:
         self.voice_dirs = tuple(voice_dirs or (cfg.voice.prompt_dir,))
         self._status = status
         self._access = p.Access.load(cfg)  # refuses a non-loopback bind without a token
-        self.max_calls = cfg.runtime.max_conversations
-        self._calls: asyncio.Queue[WebSocketTransport] = asyncio.Queue(maxsize=self.max_calls)
-        self.active = 0  # calls taken and not yet released (flushed)
+        self.line = CallLine(cfg, feed, slots=cfg.runtime.max_conversations,
+                             voice_dirs=self.voice_dirs)
         self._runner: web.AppRunner | None = None
         self.port = cfg.server.port
         self.url = ""  # the page's address, once listening
-        self.refused = 0
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -85,11 +89,11 @@ class ChatServer:
             self._runner = None
 
     async def next_call(self) -> WebSocketTransport:
-        return await self._calls.get()
+        return await self.line.next_call()
 
-    def release(self) -> None:
+    def release(self, call: WebSocketTransport | None = None) -> None:
         """A conversation is flushed: its line is free for the next caller."""
-        self.active = max(0, self.active - 1)
+        self.line.release(call)
 
     # ------------------------------------------------------------------ routes
 
@@ -114,38 +118,14 @@ class ChatServer:
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(max_msg_size=self.cfg.server.max_message_bytes)
         await ws.prepare(request)
-        remote = str(request.remote)
-        try:
-            if self.active >= self.max_calls:
-                raise p.Refused("busy: another conversation is in progress" if self.max_calls == 1
-                                else f"busy: all {self.max_calls} conversations are in progress")
-            req = p.check_request(request.query, self.cfg, request["caller"].user_id,
-                                  self.voice_dirs)
-        except p.Refused as exc:
-            self.refused += 1
-            log.warning("call_refused", remote=remote, reason=str(exc))
-            await ws.send_bytes(p.error_message(str(exc)))
-            await ws.close()
-            return ws
-        if req.ignored:
-            log.info("call_params_ignored", remote=remote, params=list(req.ignored))
-        self.active += 1
         transport = request.transport
         if transport is not None:
             _small_send_buffers(transport)
-        call = WebSocketTransport(
-            ws, req.config(self.cfg), remote,
-            on_text=lambda text: self.feed.publish("text", text=text),
+        await self.line.answer(
+            AiohttpWire(ws, self.cfg.server.max_message_bytes), request.query,
+            request["caller"].user_id, str(request.remote),
             abort=transport.abort if transport is not None else None,
             backlog=transport.get_write_buffer_size if transport is not None else None)
-        call.request = req  # type: ignore[attr-defined]
-        log.info("call_started", remote=remote, user=req.user_id,
-                 text_prompt=req.text_prompt is not None,
-                 voice=req.voice.name if req.voice else self.cfg.voice.prompt_file)
-        await call.start()
-        self._calls.put_nowait(call)
-        await call.receive()
-        await call.ended.wait()  # the daemon closes the call after flushing the conversation
         return ws
 
     async def _api_status(self, request: web.Request) -> web.Response:
@@ -172,6 +152,35 @@ class ChatServer:
 
     async def _index(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(STATIC / "index.html")
+
+
+class AiohttpWire:
+    """aiohttp's websocket as the protocol's :class:`~.transport.Wire`."""
+
+    def __init__(self, ws: web.WebSocketResponse, max_bytes: int) -> None:
+        self._ws = ws
+        self._max_bytes = max_bytes
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self._ws.send_bytes(data)
+
+    async def close(self) -> None:
+        await self._ws.close()
+
+    async def incoming(self) -> AsyncIterator[bytes | str]:
+        from aiohttp import WSMsgType
+
+        async for msg in self._ws:
+            if msg.type == WSMsgType.BINARY:
+                yield msg.data
+            elif msg.type == WSMsgType.ERROR:
+                exc = self._ws.exception()
+                if getattr(exc, "code", None) == 1009:  # over max_msg_size: aiohttp closed
+                    raise WireError("ws_message_too_big",
+                                    f"message over {self._max_bytes} bytes; closed")
+                raise WireError("ws_error", f"{type(exc).__name__}: {exc}")
+            else:
+                yield str(msg.data)
 
 
 def _small_send_buffers(transport: asyncio.Transport) -> None:

@@ -6,6 +6,10 @@ latency. Replies are encoded at once and sent by one sender task through a bound
 ``write_frame`` and ``write_text`` never block, and a client that stops reading is hung up
 on instead of growing the queue. Audio that arrives before ``go_live`` (the handshake, sent
 once the persona is primed) is dropped.
+
+The socket itself is a :class:`Wire`: aiohttp's (the single daemon, ``server.py``) and an ASGI
+one (the cluster behind Ray Serve's proxy, ``asgi.py``) both carry this one implementation of
+the protocol.
 """
 
 from __future__ import annotations
@@ -14,8 +18,8 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
 
 import numpy as np
 
@@ -37,10 +41,31 @@ _MAX_MESSAGES_PER_SECOND = 250
 _CLOSE_TIMEOUT_S = 1.0
 
 
+class WireError(Exception):
+    """The socket broke while reading; ``key`` names the problem for the call's counts."""
+
+    def __init__(self, key: str, detail: str) -> None:
+        super().__init__(detail)
+        self.key = key
+
+
+class Wire(Protocol):
+    """One accepted websocket, whatever server holds it."""
+
+    async def send_bytes(self, data: bytes) -> None:
+        """Send one binary message; ConnectionError or RuntimeError once the socket is gone."""
+
+    async def close(self) -> None: ...
+
+    def incoming(self) -> AsyncIterator[bytes | str]:
+        """Binary messages as bytes, text frames as str, until the caller closes; a broken
+        socket raises :class:`WireError`."""
+
+
 class WebSocketTransport:
     """See module doc. ``receive`` is driven by the server's request handler."""
 
-    def __init__(self, ws: Any, cfg: Config, remote: str,
+    def __init__(self, ws: Wire, cfg: Config, remote: str,
                  on_text: Callable[[str], None] | None = None,
                  abort: Callable[[], None] | None = None,
                  backlog: Callable[[], int] | None = None) -> None:
@@ -119,24 +144,16 @@ class WebSocketTransport:
 
     async def receive(self) -> None:
         """Read messages until the socket closes; the server handler awaits this."""
-        import aiohttp
-
         try:
-            async for msg in self._ws:
-                if msg.type == aiohttp.WSMsgType.BINARY:
-                    self._on_message(msg.data)
-                elif msg.type == aiohttp.WSMsgType.ERROR:
-                    exc = self._ws.exception()
-                    if getattr(exc, "code", None) == 1009:  # over max_msg_size: aiohttp closed
-                        self._problem("ws_message_too_big", f"message over "
-                                      f"{self.cfg.server.max_message_bytes} bytes; closed")
-                    else:
-                        self._problem("ws_error", f"{type(exc).__name__}: {exc}")
-                    break
+            async for data in self._ws.incoming():
+                if isinstance(data, bytes):
+                    self._on_message(data)
                 else:  # text frames are not part of the protocol
                     self._problem("ws_text_message", "text frame ignored")
                 if self._closed:
                     break
+        except WireError as exc:
+            self._problem(exc.key, str(exc))
         finally:
             self.hang_up(self.end_reason or "caller hung up")
 
