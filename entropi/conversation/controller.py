@@ -109,6 +109,8 @@ class RunTotals:
     overhead_ms: deque[float] = field(default_factory=lambda: deque(maxlen=20_000))
     compaction_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
     restart_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
+    catch_up_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
+    catch_up_frames: int = 0
     clips_played: int = 0
 
 
@@ -458,6 +460,9 @@ class PersonaPlexController:
         t.handover_ms.append(w.handover_ms)
         t.compaction_ms.append(w.compaction_ms)
         t.restart_ms.append(w.restart_ms)
+        if w.catch_up_frames:
+            t.catch_up_ms.append(w.catch_up_ms)
+            t.catch_up_frames += w.catch_up_frames
         t.clips_played += self.player.clips_played  # the player counts since start()
         self._handover = None
         log.info("window", window=w.number, seconds=round(w.seconds, 2), end=w.end_reason,
