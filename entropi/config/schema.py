@@ -219,6 +219,12 @@ class WindowSection(Section):
     catch_up: Literal["auto", "on", "off"] = "auto"
     max_catch_up_seconds: float = Field(5.0, ge=0, le=60)
 
+    @field_validator("catch_up", mode="before")
+    @classmethod
+    def _yaml_switch(cls, value: object) -> object:
+        # YAML 1.1 reads a bare on/off as a boolean.
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
+
     @model_validator(mode="after")
     def _ordered(self) -> WindowSection:
         if self.min_seconds > self.max_seconds:

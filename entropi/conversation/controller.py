@@ -486,6 +486,9 @@ class PersonaPlexController:
                 await self._handover
             except Exception as exc:  # already stopping: report, don't mask the stop
                 log.warning("handover failed during stop", error=str(exc))
+        # The open transcript holds every turn no sealed window has words for.
+        self.transcript.carry(self._carried)
+        self._carried = []
         for task in (self._spec, self._catching):
             if task is not None and not task.done():
                 task.cancel()
