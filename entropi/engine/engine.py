@@ -173,6 +173,7 @@ class Engine:
         self.voice, self.snapshot = entry
         self.voice_key = key
         self.snapshot.restore()
+        self._caught_up = 0
         ms = (time.perf_counter() - started) * 1000
         out = VoiceSwitch(Path(path).name, self.voice.frames, ms, cached)
         log.info("voice_selected", voice=out.name, frames=out.frames, cached=out.cached,
@@ -394,6 +395,7 @@ class Engine:
             self.prime(self.cfg.conversation.first_prompt)
             self.catch_up_factor = self._measure_catch_up()
         self.snapshot.restore()
+        self._caught_up = 0  # the restore took those frames out of the context
         return (time.perf_counter() - started) * 1000
 
     def memory_stats(self) -> dict[str, Any]:

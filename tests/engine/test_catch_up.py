@@ -105,5 +105,7 @@ def test_catch_up_keeps_the_newest_frames_within_the_room(engine: Engine) -> Non
         engine.catch_up([np.zeros(100, np.float32)])
 
 
-def test_warm_up_measured_the_catch_up_speed(engine: Engine) -> None:
+def test_warm_up_measured_the_catch_up_speed(make_config) -> None:
+    engine = load_engine(make_config())
     assert engine.catch_up_factor is not None and engine.catch_up_factor > 0
+    assert engine.catch_up_room() > 0  # the measurement left no frames in the context
