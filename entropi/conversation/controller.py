@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from entropi.audio.levels import rms_dbfs
 from entropi.clips.player import ClipPlayer
 from entropi.compaction.compactor import CompactionResult, Compactor
 from entropi.config import Config
@@ -112,6 +113,10 @@ class RunTotals:
     catch_up_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
     catch_up_frames: int = 0
     clips_played: int = 0
+    # Whether the user was heard at all (voice activity, or a level above
+    # window.vad_threshold_dbfs in any frame, handovers included); if not, nobody spoke to
+    # us and nothing about them is journaled.
+    user_spoke: bool = False
 
 
 class EngineLike:
@@ -138,6 +143,7 @@ class PersonaPlexController:
         on_frame: Callable[[], None] | None = None,
         asr: TurnTranscriber | None = None,
         vad: VoiceActivity | None = None,
+        on_user_turn: Callable[[Utterance], None] | None = None,
     ) -> None:
         self.cfg = cfg
         self.engine = engine
@@ -157,7 +163,9 @@ class PersonaPlexController:
         self.totals = RunTotals()
         self.window: WindowStats | None = None
         self.asr = asr
-        self.transcript = WindowTranscript(asr)
+        self.on_user_turn = on_user_turn
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.transcript = WindowTranscript(asr, on_turn=self._user_turn)
         # The transcript file holds what was said, like the journal: same key, same privacy.
         self._transcript_cipher = cipher_from_env(cfg.memory.encryption_key_env)
         self._stop = asyncio.Event()
@@ -183,6 +191,12 @@ class PersonaPlexController:
         self._catching: asyncio.Task[Any] | None = None
         self._tail_catch_ups = 0
 
+    def _user_turn(self, utterance: Utterance) -> None:
+        """A finished user turn with its words (or its marker): to ``on_user_turn`` on the
+        loop's thread, since the recogniser's thread delivers it."""
+        if self.on_user_turn is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self.on_user_turn, utterance)
+
     # ------------------------------------------------------------------ control
 
     def request_stop(self) -> None:
@@ -194,6 +208,7 @@ class PersonaPlexController:
 
     async def run(self) -> RunTotals:
         """Prime the first window, then converse until stopped, input ends or max_windows."""
+        self._loop = asyncio.get_running_loop()
         if self._stop.is_set():  # stopped while starting up: no window to prime
             self.state = State.STOPPED
             return self.totals
@@ -204,10 +219,12 @@ class PersonaPlexController:
         while not self._stop.is_set():
             pcm = await self.audio.read_frame()
             if pcm is None:
-                log.info("input ended", frames=self.totals.frames)
+                log.info("input_ended", frames=self.totals.frames)
                 break
             t0 = time.perf_counter()
             idle = 0.0
+            if not self.totals.user_spoke:  # a level check per frame, until the first word
+                self.totals.user_spoke = rms_dbfs(pcm) > self.cfg.window.vad_threshold_dbfs
             if self.state is State.LIVE:
                 model_s = await self._live_frame(pcm)
             else:
@@ -242,6 +259,7 @@ class PersonaPlexController:
         out = await self.engine.step(pcm)
         model_s = time.perf_counter() - t_model
         user_active = await self.vad.decision()
+        self.totals.user_spoke = self.totals.user_spoke or bool(user_active)
         # A fast WAV run may outrun the VAD thread: that wait is pacing, like model time.
         vad_wait = self.vad.last_wait_s if self._fast else 0.0
         self.audio.write_frame(out.pcm)
@@ -316,6 +334,7 @@ class PersonaPlexController:
         run's wait for the VAD thread (pacing)."""
         self.vad.push(pcm)
         user_active = await self.vad.decision()
+        self.totals.user_spoke = self.totals.user_spoke or bool(user_active)
         self.transcript.add(None, user_pcm=pcm, t=0.0, user_active=user_active,
                             speakers=active_speakers(self.audio))
         if self._catch_up:
@@ -347,10 +366,12 @@ class PersonaPlexController:
     async def _step_heard(self) -> None:
         frames = list(self._heard)
         self._heard.clear()
+        t = time.perf_counter()
         stats = await self.engine.catch_up(frames)
         assert self.window is not None
-        self.window.catch_up_frames += stats.frames
-        self.window.catch_up_ms += stats.ms
+        # CatchUpStats from an EngineWorker; a batched engine's slot returns the count.
+        self.window.catch_up_frames += getattr(stats, "frames", len(frames))
+        self.window.catch_up_ms += (time.perf_counter() - t) * 1e3
 
     # ------------------------------------------------------------------ windows
 
@@ -399,7 +420,7 @@ class PersonaPlexController:
             self._run_handover(self.transcript, self._spec, started_at, ended_at, w),
             name=f"handover-{w.number}")
         # What the user says over the clip belongs to the next window.
-        self.transcript = WindowTranscript(self.asr)
+        self.transcript = WindowTranscript(self.asr, on_turn=self._user_turn)
         self.on_window(w, self.state)
 
     async def _run_handover(self, transcript: WindowTranscript,
@@ -419,10 +440,11 @@ class PersonaPlexController:
         w.fallback = result.fallback
         # Consent: the live window used everything; the files get what may be kept.
         kept = persisted(self.audio, utterances, result.prompt, result.memory)
-        self.memory.submit(WindowRecord(
-            window=w.number, started_at=started_at, ended_at=ended_at,
-            transcript=render_transcript(kept.utterances), prompt=kept.prompt,
-            directive=kept.directive, people=kept.people))
+        if self.totals.user_spoke:  # nobody has spoken yet: nothing about a person to keep
+            self.memory.submit(WindowRecord(
+                window=w.number, started_at=started_at, ended_at=ended_at,
+                transcript=render_transcript(kept.utterances), prompt=kept.prompt,
+                directive=kept.directive, people=kept.people))
         await self._log_transcript(w.number, started_at, ended_at, kept.utterances, kept.prompt)
         prime = await self._prime(result.prompt, window=w.number + 1)
         w.restart_ms = prime.ms
@@ -485,7 +507,7 @@ class PersonaPlexController:
             try:
                 await self._handover
             except Exception as exc:  # already stopping: report, don't mask the stop
-                log.warning("handover failed during stop", error=str(exc))
+                log.warning("handover_failed_during_stop", error=str(exc))
         # The open transcript holds every turn no sealed window has words for.
         self.transcript.carry(self._carried)
         self._carried = []
