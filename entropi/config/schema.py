@@ -240,6 +240,16 @@ class WindowSection(Section):
     vad_threshold_dbfs: float = Field(-40.0, ge=-100, le=0)
     vad: Literal["silero", "energy"] = "silero"
     vad_speech_probability: float = Field(0.5, gt=0, lt=1)
+    # The user's frames heard during the thinking clip are stepped into the model once the
+    # next prompt is primed (auto: where the warm-up measured that faster than real time).
+    catch_up: Literal["auto", "on", "off"] = "auto"
+    max_catch_up_seconds: float = Field(5.0, ge=0, le=60)
+
+    @field_validator("catch_up", mode="before")
+    @classmethod
+    def _yaml_switch(cls, value: object) -> object:
+        # YAML 1.1 reads a bare on/off as a boolean.
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
     @model_validator(mode="after")
     def _ordered(self) -> WindowSection:

@@ -6,6 +6,11 @@ The input audio is the clock: every input frame yields exactly one output frame 
 audio in LIVE, a thinking clip (or its gap fill) in THINKING. Compaction, memory extraction
 and re-priming run as one background "handover" task while the clip plays; the engine
 worker thread is free for it because nothing steps the model during THINKING.
+
+The user is heard in THINKING too: every frame goes through the VAD and the turn segmenter
+into the next window's transcript (and the recogniser), and, with catch-up on, is kept and
+stepped into the model once the new prompt is primed (``EngineLike.catch_up``) — batched,
+while the clip still plays — so the model hears what was said over the clip.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +38,7 @@ from entropi.conversation.transcript import WindowTranscript
 from entropi.core.constants import FRAME_SECONDS
 from entropi.core.crypto import cipher_from_env
 from entropi.core.logs import get_logger
-from entropi.hearing.turns import TurnTranscriber, settle
+from entropi.hearing.turns import PendingTurn, TurnTranscriber, settle
 from entropi.hearing.vad import VoiceActivity, open_vad
 from entropi.memory.record import WindowRecord
 from entropi.memory.service import MemoryService
@@ -45,7 +51,11 @@ log = get_logger(__name__)
 # Pause-triggered speculative compactions per window: a window with many short silences
 # must not turn into a stream of LLM requests.
 MAX_PAUSE_SPECULATIONS = 1
-
+# Catch-up: a backlog this small is stepped in on the frame that goes live (about one model
+# step); a larger one goes in the background while the clip plays. Once the clip is over,
+# at most this many more background passes before the rest is stepped in anyway.
+INLINE_CATCH_UP_FRAMES = 2
+MAX_TAIL_CATCH_UPS = 3
 
 
 def _late_or_missing(audio: AudioTransport) -> int:
@@ -81,6 +91,8 @@ class WindowStats:
     restart_ms: float = 0.0
     handover_ms: float = 0.0
     speculative: bool = False
+    catch_up_frames: int = 0  # user frames heard over the clip and stepped into the model
+    catch_up_ms: float = 0.0
 
 
 @dataclass
@@ -98,6 +110,8 @@ class RunTotals:
     overhead_ms: deque[float] = field(default_factory=lambda: deque(maxlen=20_000))
     compaction_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
     restart_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
+    catch_up_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
+    catch_up_frames: int = 0
     clips_played: int = 0
     # Whether the user was heard at all (voice activity, or a level above
     # window.vad_threshold_dbfs in any frame, handovers included); if not, nobody spoke to
@@ -110,6 +124,8 @@ class EngineLike:
 
     async def step(self, pcm: np.ndarray): ...  # -> FrameOut(pcm, token, text)
     async def prime(self, prompt: str): ...  # -> PrimeStats(ms, tokens, passes)
+    async def catch_up(self, frames: list[np.ndarray]): ...  # -> CatchUpStats(ms, frames, passes)
+    catch_up_factor: float | None  # catch-up time per audio time, measured at warm-up
 
 
 class PersonaPlexController:
@@ -165,6 +181,15 @@ class PersonaPlexController:
         self._spec_on_pause = False
         self._spec_seen: list[Utterance] = []  # what the last started compaction was given
         self._pause_specs = 0  # pause-triggered starts this window (each costs an LLM call)
+        # Turns still transcribing when the handover sealed the last window: they open the
+        # next one (set by the handover, taken by _open_window).
+        self._carried: list[PendingTurn] = []
+        self._catch_up = catch_up_enabled(cfg, engine)
+        # Frames heard in THINKING and not yet stepped into the model (bounded).
+        self._heard: deque[np.ndarray] = deque(
+            maxlen=max(1, round(cfg.window.max_catch_up_seconds / FRAME_SECONDS)))
+        self._catching: asyncio.Task[Any] | None = None
+        self._tail_catch_ups = 0
 
     def _user_turn(self, utterance: Utterance) -> None:
         """A finished user turn with its words (or its marker): to ``on_user_turn`` on the
@@ -203,8 +228,9 @@ class PersonaPlexController:
             if self.state is State.LIVE:
                 model_s = await self._live_frame(pcm)
             else:
-                model_s = await self._thinking_frame()  # pacing, excluded like model time
-                idle = min(model_s, FRAME_SECONDS)  # beyond one period the loop was stuck
+                # Pacing and the last catch-up step, excluded like model time.
+                model_s, idle = await self._thinking_frame(pcm)
+                idle = min(idle, FRAME_SECONDS)  # beyond one period the loop was stuck
             self.totals.frames += 1
             end = time.perf_counter()
             self.totals.overhead_ms.append((end - t0 - model_s) * 1e3)
@@ -279,22 +305,73 @@ class PersonaPlexController:
         elif not spec.cancelled() and spec.exception() is None:
             self.compactor.discard(spec.result())
 
-    async def _thinking_frame(self) -> float:
+    async def _thinking_frame(self, pcm: np.ndarray) -> tuple[float, float]:
+        """One clip frame out, the user's frame heard; returns (excluded seconds: pacing and
+        model work, of which idle pacing)."""
         assert self.window is not None and self._handover is not None
         frame = self.player.next_frame()
         self.audio.write_frame(frame)
         self.window.handover_frames += 1
-        paced = 0.0
-        if self._fast and not self._handover.done():
+        paced = await self._hear(pcm)
+        pending = self._catching if self._catching is not None else self._handover
+        if self._fast and not pending.done():
             # Fast WAV runs: the clip would otherwise be spent in microseconds; let the
-            # handover make progress at real-time pace, as it would with a microphone.
+            # handover (and catch-up) make progress at real-time pace, as with a microphone.
             t = time.perf_counter()
-            await asyncio.wait({self._handover}, timeout=FRAME_SECONDS)
-            paced = time.perf_counter() - t
-        if self._handover.done() and self.player.clip_frames_remaining == 0:
-            result = self._handover.result()  # re-raises a crash in the handover
+            await asyncio.wait({pending}, timeout=FRAME_SECONDS)
+            paced += time.perf_counter() - t
+        if not self._handover.done():
+            return paced, paced
+        result = self._handover.result()  # re-raises a crash in the handover
+        ready, model_s = await self._caught_up()
+        if ready:
             self._resume(result)
-        return paced  # not orchestration overhead: simulated real-time pacing
+        return paced + model_s, paced  # not orchestration overhead
+
+    async def _hear(self, pcm: np.ndarray) -> float:
+        """The user's frame in THINKING: VAD and turn segmenter (the next window's transcript,
+        whose finished turns go to the recogniser), and kept for catch-up. Returns a fast
+        run's wait for the VAD thread (pacing)."""
+        self.vad.push(pcm)
+        user_active = await self.vad.decision()
+        self.totals.user_spoke = self.totals.user_spoke or bool(user_active)
+        self.transcript.add(None, user_pcm=pcm, t=0.0, user_active=user_active,
+                            speakers=active_speakers(self.audio))
+        if self._catch_up:
+            self._heard.append(pcm)
+        return self.vad.last_wait_s if self._fast else 0.0
+
+    async def _caught_up(self) -> tuple[bool, float]:
+        """After the prime: step the heard frames in (in the background while the clip plays,
+        the last few inline). Returns whether live output may resume, and the seconds spent
+        stepping inline (model time)."""
+        if self._catching is not None:
+            if not self._catching.done():
+                return False, 0.0
+            self._catching.result()  # re-raises a crash
+            self._catching = None
+        clip_done = self.player.clip_frames_remaining == 0
+        if len(self._heard) > INLINE_CATCH_UP_FRAMES and (
+                not clip_done or self._tail_catch_ups < MAX_TAIL_CATCH_UPS):
+            self._tail_catch_ups += clip_done
+            self._catching = asyncio.create_task(self._step_heard(), name="catch-up")
+            return False, 0.0
+        if not clip_done:
+            return False, 0.0
+        t = time.perf_counter()
+        if self._heard:
+            await self._step_heard()
+        return True, time.perf_counter() - t
+
+    async def _step_heard(self) -> None:
+        frames = list(self._heard)
+        self._heard.clear()
+        t = time.perf_counter()
+        stats = await self.engine.catch_up(frames)
+        assert self.window is not None
+        # CatchUpStats from an EngineWorker; a batched engine's slot returns the count.
+        self.window.catch_up_frames += getattr(stats, "frames", len(frames))
+        self.window.catch_up_ms += (time.perf_counter() - t) * 1e3
 
     # ------------------------------------------------------------------ windows
 
@@ -304,17 +381,21 @@ class PersonaPlexController:
                                   opened_at=datetime.now(UTC),
                                   restart_ms=restart_ms, prompt_tokens=tokens)
         self._dead_air_base = self._late_frames()
-        # Turns of the last window still being transcribed open this one with their words.
-        self.transcript = WindowTranscript(self.asr, carried=self.transcript.pending(),
-                                           on_turn=self._user_turn)
+        # Turns of the last window still being transcribed open this one with their words;
+        # the turns heard over the clip are already in (the transcript began at the cut).
+        self.transcript.carry(self._carried)
+        self._carried = []
+        self._heard.clear()
+        self._tail_catch_ups = 0
         self.detector.reset()
         self._spec = None
         self._pause_specs = 0
         self.state = State.LIVE
         self.on_window(self.window, self.state)
 
-    def _start_compaction(self) -> asyncio.Task[asyncio.Task[str]]:
-        self._spec_seen = self.transcript.utterances()
+    def _start_compaction(self, utterances: list[Utterance] | None = None
+                          ) -> asyncio.Task[asyncio.Task[str]]:
+        self._spec_seen = self.transcript.utterances() if utterances is None else utterances
         return asyncio.create_task(self._begin_compaction(self._spec_seen),
                                    name="compaction-start")
 
@@ -338,6 +419,8 @@ class PersonaPlexController:
         self._handover = asyncio.create_task(
             self._run_handover(self.transcript, self._spec, started_at, ended_at, w),
             name=f"handover-{w.number}")
+        # What the user says over the clip belongs to the next window.
+        self.transcript = WindowTranscript(self.asr, on_turn=self._user_turn)
         self.on_window(w, self.state)
 
     async def _run_handover(self, transcript: WindowTranscript,
@@ -347,11 +430,11 @@ class PersonaPlexController:
         # Bounded wait for the last user turns' words, inside the clip; turns still running
         # after it are markers here and open the next window with their words.
         await settle(transcript.pending(), self.cfg.asr.wait_seconds)
-        utterances = transcript.utterances()
+        utterances, self._carried = transcript.seal()
         if spec is not None and _user_words(utterances) != _user_words(self._spec_seen):
             self._discard_spec("user words arrived")  # the early request lacks them
             spec = None
-        started = await (spec or self._start_compaction())
+        started = await (spec or self._start_compaction(utterances))
         result = await self.compactor.finish(started, words_for_llm(self.cfg, utterances))
         w.compaction_ms = result.latency_ms
         w.fallback = result.fallback
@@ -399,6 +482,9 @@ class PersonaPlexController:
         t.handover_ms.append(w.handover_ms)
         t.compaction_ms.append(w.compaction_ms)
         t.restart_ms.append(w.restart_ms)
+        if w.catch_up_frames:
+            t.catch_up_ms.append(w.catch_up_ms)
+            t.catch_up_frames += w.catch_up_frames
         t.clips_played += self.player.clips_played  # the player counts since start()
         self._handover = None
         log.info("window", window=w.number, seconds=round(w.seconds, 2), end=w.end_reason,
@@ -406,6 +492,7 @@ class PersonaPlexController:
                  dead_air_frames=w.dead_air_frames, compaction_ms=round(w.compaction_ms, 1),
                  fallback=w.fallback, speculative=w.speculative, prompt_tokens=w.prompt_tokens,
                  restart_ms=round(w.restart_ms, 1), handover_ms=round(w.handover_ms, 1),
+                 catch_up_frames=w.catch_up_frames, catch_up_ms=round(w.catch_up_ms, 1),
                  **_audio_counters(self.audio))
         self._open_window(restart_ms=w.restart_ms, tokens=w.prompt_tokens)
 
@@ -421,9 +508,21 @@ class PersonaPlexController:
                 await self._handover
             except Exception as exc:  # already stopping: report, don't mask the stop
                 log.warning("handover_failed_during_stop", error=str(exc))
-        for task in (self._spec,):
+        # The open transcript holds every turn no sealed window has words for.
+        self.transcript.carry(self._carried)
+        self._carried = []
+        for task in (self._spec, self._catching):
             if task is not None and not task.done():
                 task.cancel()
+
+
+def catch_up_enabled(cfg: Config, engine: EngineLike) -> bool:
+    """``window.catch_up``; auto: on where the warm-up measured it faster than real time."""
+    mode = cfg.window.catch_up
+    factor = getattr(engine, "catch_up_factor", None)
+    on = mode == "on" or (mode == "auto" and factor is not None and factor < 1.0)
+    log.info("catch_up", mode=mode, on=on, factor=factor)
+    return on
 
 
 def _user_words(utterances: list[Utterance]) -> list[str]:

@@ -39,6 +39,10 @@ def summarize(totals: RunTotals, cfg: Config, seconds: float,
         "overhead_ms_p99": percentile(totals.overhead_ms, 99, 4),
         "handover_ms_p50": percentile(totals.handover_ms, 50, 1),
         "handover_ms_p99": percentile(totals.handover_ms, 99, 1),
+        "catch_up": cfg.window.catch_up,
+        "catch_up_frames": totals.catch_up_frames,  # heard over clips, stepped into the model
+        "catch_up_ms_p50": percentile(totals.catch_up_ms, 50, 1),  # per handover
+        "catch_up_ms_p99": percentile(totals.catch_up_ms, 99, 1),
         "compaction_ms_p50": percentile(totals.compaction_ms, 50, 1),
         "restart_ms_p50": percentile(totals.restart_ms, 50, 2),
         "distinct_prompts": len(set(totals.prompts)),

@@ -109,6 +109,29 @@ class WindowTranscript:
             self._flush_user()
         return self.pending()
 
+    def carry(self, turns: Sequence[PendingTurn]) -> None:
+        """Open this window with the last window's turns whose words had not arrived when it
+        was sealed (they were heard before anything here)."""
+        self._items[:0] = turns
+
+    def seal(self) -> tuple[list[Utterance], list[PendingTurn]]:
+        """The closed window's utterances and the turns still transcribing, decided together:
+        each turn's readiness is read once, so a turn whose words arrive meanwhile is either
+        words here or carried to the next window — never both, never neither."""
+        self.close()
+        items: list[Utterance] = []
+        carried: list[PendingTurn] = []
+        for item in self._items:
+            if isinstance(item, PendingTurn):
+                if item.ready:  # read once: the worker thread may finish it any time
+                    items.append(item.utterance())
+                else:  # a marker here; its words open the next window
+                    items.append(item.marker())
+                    carried.append(item)
+            else:
+                items.append(item)
+        return items, carried
+
     @property
     def words_in(self) -> bool:
         """No user turn is open or still being transcribed: a snapshot now has every word."""

@@ -19,13 +19,14 @@ import numpy as np
 import torch
 
 from entropi.config import Config, check_budget, context_budget
-from entropi.core.constants import FRAME_RATE, FRAME_SIZE
+from entropi.core.constants import FRAME_RATE, FRAME_SECONDS, FRAME_SIZE
 from entropi.core.errors import InputError
 from entropi.core.logs import get_logger
 from entropi.engine.model import Models, device_name, load_models, module_bytes, peak_bytes
 from entropi.engine.prefill import (
     CHUNK_SIZES,
     feed_batched,
+    feed_catch_up,
     feed_embeddings,
     step_forced,
     sync_lmgen,
@@ -47,6 +48,13 @@ class FrameOut:
     pcm: np.ndarray  # (1920,) float32, 24 kHz
     token: int  # the text stream's token for this frame
     text: str | None  # its text piece; None for PAD/EPAD/BOS/EOS
+
+
+@dataclass(frozen=True)
+class CatchUpStats:
+    ms: float
+    frames: int  # user frames stepped in (the newest, within the context's spare room)
+    passes: int  # transformer calls
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,9 @@ class Engine:
         self._host = torch.zeros(FRAME_SIZE + 1, pin_memory=self.device.type == "cuda")
         self._n_audio = self.lm.dep_q
         self.stt: Any = None  # a KyutaiStream (asr.backend: kyutai), stepped after each frame
+        self._caught_up = 0  # frames caught up since the last prime (they use context room)
+        # Catch-up ms per ms of audio, measured at warm-up (None: not measured, or no room).
+        self.catch_up_factor: float | None = None
         with torch.inference_mode():
             self.lm_gen.streaming_forever(1)
             self.mimi.streaming_forever(1)
@@ -163,6 +174,7 @@ class Engine:
         self.voice, self.snapshot = entry
         self.voice_key = key
         self.snapshot.restore()
+        self._caught_up = 0
         ms = (time.perf_counter() - started) * 1000
         out = VoiceSwitch(Path(path).name, self.voice.frames, ms, cached)
         log.info("voice_selected", voice=out.name, frames=out.frames, cached=out.cached,
@@ -242,6 +254,7 @@ class Engine:
                               self._prefill_runners)
         sync_lmgen(self.lm_gen, cols, prefix.frames - 1)
         self._finish(prefix, cols)
+        self._caught_up = 0
         return self._stats(started, prefix, passes + 1, "prime")
 
     @torch.inference_mode()
@@ -260,6 +273,7 @@ class Engine:
             sync_lmgen(self.lm_gen, cols, start)
         steps += step_forced(self.lm_gen, cols, start, prefix.frames - 1)
         self._finish(prefix, cols)
+        self._caught_up = 0
         return self._stats(started, prefix, steps + 1, "prime_reference")
 
     def _stats(self, started: float, prefix: Prefix, passes: int, event: str) -> PrimeStats:
@@ -268,6 +282,53 @@ class Engine:
         ms = (time.perf_counter() - started) * 1000
         log.debug(event, ms=round(ms, 2), tokens=prefix.prompt_tokens, passes=passes)
         return PrimeStats(ms=ms, tokens=prefix.prompt_tokens, passes=passes)
+
+    # ------------------------------------------------------------------ catch-up
+
+    def catch_up_room(self) -> int:
+        """Frames a catch-up may still add before the next prime: the context's spare room
+        beyond the budget (window + prefix), so the persona prefix is never evicted."""
+        budget = context_budget(self.cfg, self.voice.frames)
+        limit = math.ceil(self.cfg.window.max_catch_up_seconds * FRAME_RATE)
+        return max(0, min(limit, budget.context_window - budget.needed) - self._caught_up)
+
+    @torch.inference_mode()
+    def catch_up(self, frames: list[np.ndarray]) -> CatchUpStats:
+        """Step user audio the model did not hear (talk over a thinking clip) in after
+        ``prime``: Mimi-encoded frame by frame like live input, then one batched prefill with
+        the agent's text forced to PAD and its audio to SILENCE (``feed_catch_up``). Only the
+        newest frames that fit :meth:`catch_up_room` are stepped."""
+        started = time.perf_counter()
+        room = self.catch_up_room()
+        frames = frames[max(0, len(frames) - room):] if room else []
+        if not frames:
+            return CatchUpStats(0.0, 0, 0)
+        codes = []
+        for pcm in frames:
+            self._pcm_in.view(-1).copy_(torch.from_numpy(self._checked(pcm, "catch_up")))
+            if self.stt is None:
+                out = self._encode(self._pcm_in)
+            else:  # the STT model hears the talk over the clip too
+                out = self._encode_stt(self._pcm_in)
+                self.stt.step(out)
+            codes.append(out[0, :8, 0].clone())  # a graphed call reuses its output buffer
+        passes = feed_catch_up(self.lm_gen, torch.stack(codes, dim=1), self._prefill_runners)
+        self._caught_up += len(frames)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        ms = (time.perf_counter() - started) * 1000
+        log.debug("catch_up", ms=round(ms, 2), frames=len(frames), passes=passes)
+        return CatchUpStats(ms, len(frames), passes)
+
+    def _measure_catch_up(self) -> float | None:
+        """Catch-up ms per ms of audio, for a full-length catch-up of silence after a prime."""
+        n = self.catch_up_room()
+        if n == 0:
+            return None
+        self.catch_up([np.zeros(FRAME_SIZE, dtype=np.float32)] * n)  # first call: allocations
+        self.prime(self.cfg.conversation.first_prompt)
+        stats = self.catch_up([np.zeros(FRAME_SIZE, dtype=np.float32)] * n)
+        return round(stats.ms / (stats.frames * FRAME_SECONDS * 1000), 4)
 
     # ------------------------------------------------------------------ frames
 
@@ -281,9 +342,7 @@ class Engine:
     @torch.inference_mode()
     def step(self, pcm: np.ndarray) -> FrameOut:
         """One 80 ms frame: Mimi encode → LM step → Mimi decode; one device→host copy."""
-        if pcm.shape != (FRAME_SIZE,):
-            raise InputError(f"engine.step: expected {FRAME_SIZE} samples, got {pcm.shape}")
-        self._pcm_in.view(-1).copy_(torch.from_numpy(np.ascontiguousarray(pcm, np.float32)))
+        self._pcm_in.view(-1).copy_(torch.from_numpy(self._checked(pcm, "step")))
         if self.stt is None:
             out = self.step_codes(self._encode(self._pcm_in))
         else:  # one 32-codebook encode: PersonaPlex gets its first 8, the STT model all 32
@@ -297,6 +356,12 @@ class Engine:
         token = int(self._host[FRAME_SIZE])
         return FrameOut(self._host[:FRAME_SIZE].numpy().copy(), token,
                         self.tokenizer.piece(token))
+
+    @staticmethod
+    def _checked(pcm: np.ndarray, where: str) -> np.ndarray:
+        if pcm.shape != (FRAME_SIZE,):
+            raise InputError(f"engine.{where}: expected {FRAME_SIZE} samples, got {pcm.shape}")
+        return np.ascontiguousarray(pcm, np.float32)
 
     def attach_stt(self, stream: Any) -> None:
         """Step ``stream`` (Kyutai STT) on every frame's 32-codebook encode from now on."""
@@ -327,7 +392,11 @@ class Engine:
         silence = np.zeros(FRAME_SIZE, dtype=np.float32)
         for _ in range(3):
             self.step(silence)
+        if self.cfg.window.catch_up != "off":
+            self.prime(self.cfg.conversation.first_prompt)
+            self.catch_up_factor = self._measure_catch_up()
         self.snapshot.restore()
+        self._caught_up = 0  # the restore took those frames out of the context
         return (time.perf_counter() - started) * 1000
 
     def memory_stats(self) -> dict[str, Any]:
@@ -352,6 +421,7 @@ def load_engine(cfg: Config) -> Engine:
     warm_ms = engine.warm_up()
     log.info("engine_ready", seconds=round(time.perf_counter() - started, 2),
              voice_frames=voice.frames, voice_ms=round(engine._voice_ms, 1),
+             catch_up_factor=engine.catch_up_factor,
              warm_up_ms=round(warm_ms, 1), **engine.memory_stats())
     return engine
 

@@ -6,6 +6,11 @@ chunk sizes (a later CUDA path graphs one call per size at warm-up, so no window
 a capture). ``sync_lmgen`` then leaves LMGen's own state (``offsets``, ``offset_cpu`` and the
 delay ``cache``) as stepping would have. ``step_forced`` is the plain per-step reference: real
 ``LMGen.step`` calls with the forced tokens written into LMGen's cache before each step.
+
+``feed_catch_up`` is the mirror of the prefix for live audio the model did not step (the
+user talking over a thinking clip): the user stream carries the heard codes, the agent's
+text is forced to PAD and its audio to SILENCE, batched the same way. It touches one
+LMGen's state only, so a batched multi-slot engine can run it per slot.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from entropi.core.constants import TEXT_PAD
+from entropi.engine.prompts import SILENCE_CODES
 
 CHUNK_SIZES = (256, 128, 64, 32, 16, 8, 4, 2, 1)  # binary: any length in <= 9 passes
 
@@ -52,7 +60,14 @@ def feed_batched(lm: Any, columns: np.ndarray, start: int, stop: int,
     for k, d in enumerate(lm.delays):
         if start <= d:
             seq[0, k, : d - start + 1] = initial[k]
-    plan = chunk_plan(stop - start, lm.context or stop, sizes)
+    return feed_columns(lm, seq, runners, sizes)
+
+
+def feed_columns(lm: Any, seq: torch.Tensor,
+                 runners: dict[int, Callable[[torch.Tensor], Any]] | None = None,
+                 sizes: Sequence[int] = CHUNK_SIZES) -> int:
+    """Run ready transformer inputs ``[1, 17, T]`` in the fixed chunk sizes; returns passes."""
+    plan = chunk_plan(seq.shape[2], lm.context or seq.shape[2], sizes)
     return _run_chunks(lambda x: lm.forward_text(x), seq, plan, runners, time_dim=2)
 
 
@@ -117,3 +132,50 @@ def _user_frame(lm_gen: Any, columns: np.ndarray, o: int, rows: slice) -> np.nda
     delays = lm_gen.lm_model.delays[rows]
     return np.array([columns[rows.start + i, min(o + d, columns.shape[1] - 1)]
                      for i, d in enumerate(delays)])
+
+
+def feed_catch_up(lm_gen: Any, user: torch.Tensor,
+                  runners: dict[int, Callable[[torch.Tensor], Any]] | None = None,
+                  sizes: Sequence[int] = CHUNK_SIZES) -> int:
+    """Step the user's codes ``user [8, N]`` in from LMGen's current offset with the agent
+    forced silent; returns the transformer passes.
+
+    Positions ``p…p+N-2`` run batched; LMGen's delay cache is then left as per-step forcing
+    would leave it, and position ``p+N-1`` is one real ``LMGen.step``: its sampled text and
+    semantic token are the model's own next ones, as after priming (``Engine._finish``), and
+    the delayed codebooks of the next column get the forced SILENCE codes.
+    """
+    lm = lm_gen.lm_model
+    state = lm_gen._streaming_state
+    ct = state.cache.shape[2]
+    n_audio, delays = lm.dep_q, list(lm.delays)
+    p, n = int(state.offset_cpu), int(user.shape[1])
+    dev = state.cache.device
+    forced = torch.tensor([TEXT_PAD, *SILENCE_CODES[:n_audio]], device=dev)
+    # Columns p … p+N-1+max_delay as the transformer reads them: the agent rows forced; a
+    # user row with delay d holds frame j-d at column p+j, and before that what the steps
+    # before the catch-up wrote there (already in the ring).
+    width = n + max(delays)
+    cols = torch.empty(len(delays), width, dtype=torch.long, device=dev)
+    cols[: 1 + n_audio] = forced[:, None]
+    user = user.to(dev)
+    for r in range(1 + n_audio, len(delays)):
+        d = delays[r]
+        cols[r, :d] = state.cache[0, r, [(p + j) % ct for j in range(d)]]
+        cols[r, d:d + n] = user[r - 1 - n_audio]
+        cols[r, d + n:] = user[r - 1 - n_audio, -1]  # never read
+    passes = feed_columns(lm, cols[None, :, : n - 1], runners, sizes) if n > 1 else 0
+    # The ring as the forced steps before ``last`` leave it (the agent's columns forced, the
+    # user's codes where LMGen writes them); older columns have left the ring.
+    last = p + n - 1
+    for c in range(max(p, last - ct + 1), last + 1):
+        state.cache[0, : 1 + n_audio, c % ct] = forced
+    for r in range(1 + n_audio, len(delays)):
+        for c in range(max(p, last - ct + 1), last + delays[r]):
+            state.cache[0, r, c % ct] = cols[r, c - p]
+    state.offsets = torch.full_like(state.offsets, last)
+    state.offset_cpu = last
+    lm_gen.step(user[:, -1].view(1, -1, 1))
+    delayed = [k for k in range(1, 1 + n_audio) if delays[k] > 0]
+    state.cache[0, delayed, (last + 1) % ct] = forced[delayed]
+    return passes + 1

@@ -18,7 +18,7 @@ from entropi.config import Config
 from entropi.core.logs import get_logger
 
 if TYPE_CHECKING:
-    from entropi.engine.engine import Engine, FrameOut, PrimeStats
+    from entropi.engine.engine import CatchUpStats, Engine, FrameOut, PrimeStats
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -72,6 +72,15 @@ class EngineWorker:
 
     async def step(self, pcm: np.ndarray) -> FrameOut:
         return await self._run(self.engine.step, pcm)
+
+    async def catch_up(self, frames: list[np.ndarray]) -> CatchUpStats:
+        """Step user frames the model did not hear into it (``Engine.catch_up``)."""
+        return await self._run(self.engine.catch_up, frames)
+
+    @property
+    def catch_up_factor(self) -> float | None:
+        """Catch-up time per audio time, measured at warm-up (None: not measured)."""
+        return self.engine.catch_up_factor
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run any other engine work (memory stats, token counting) on the model thread."""

@@ -34,6 +34,10 @@ class PendingTurn:
     def ready(self) -> bool:
         return self.future is None or self.future.done()
 
+    def marker(self) -> Utterance:
+        """The turn without its words: "[user spoke 2.1 s]"."""
+        return Utterance("user", "", self.seconds, self.name)
+
     def utterance(self) -> Utterance:
         text = None
         if self.future is not None and self.future.done() and not self.future.cancelled():

@@ -81,6 +81,14 @@ def test_env_expansion_and_default(tmp_path):
     assert "sk-secret-123" not in repr(cfg)
 
 
+@pytest.mark.parametrize(("text", "expected"), [("off", "off"), ("on", "on"),
+                                                ("'auto'", "auto")])
+def test_catch_up_switch_reads_bare_yaml_on_off(tmp_path, text, expected):
+    path = tmp_path / "c.yaml"
+    path.write_text(f"window:\n  catch_up: {text}\n")
+    assert load_config(path).window.catch_up == expected
+
+
 def test_relative_paths_resolve_against_config_dir(tmp_path):
     sub = tmp_path / "etc"
     sub.mkdir()

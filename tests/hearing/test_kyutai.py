@@ -87,6 +87,20 @@ def test_personaplex_unchanged_and_text_after_delay(engines):
     assert transcriber.transcribe(np.zeros(16000, np.float32)) == ""  # taken once
 
 
+def test_catch_up_steps_the_stt_on_the_same_encode(engines):
+    """Talk over a thinking clip, caught up: the STT hears it too, and PersonaPlex gets the
+    same first 8 codebooks as without the STT (same state, same next tokens)."""
+    plain, shared, transcriber = engines
+    plain.prime("You are a tester.")
+    shared.prime("You are a tester.")
+    start = transcriber.stream.timeline.frames
+    a, b = plain.catch_up(_speech(10, seed=2)), shared.catch_up(_speech(10, seed=2))
+    assert a.frames == b.frames == 10
+    assert transcriber.stream.timeline.frames - start == 10
+    after = _speech(6, seed=3)
+    assert [plain.step(p).token for p in after] == [shared.step(p).token for p in after]
+
+
 def test_bad_kyutai_load_is_one_line(tmp_path):
     asr = AsrSection(backend="kyutai", kyutai_repo="nobody/missing-stt", device="cpu")
     with pytest.raises(ModelError) as err:

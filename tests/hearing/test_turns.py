@@ -80,6 +80,29 @@ async def test_a_turn_late_past_the_window_opens_the_next():
     asr.close()
 
 
+async def test_a_sealed_window_and_the_next_share_no_turn():
+    """The handover seals a window while the user already talks over the clip into the next
+    one: a turn still transcribing is a marker in the sealed window and words, first, in the
+    next; its words arriving after the seal change nothing in the sealed one."""
+    rec = Scripted("first words", "hang", "over the clip")
+    asr = TurnTranscriber(rec, 30.0)
+    first = WindowTranscript(asr)
+    _turn(first)
+    _turn(first)
+    assert await settle(first.close(), 0.2) == 1
+    following = WindowTranscript(asr)  # begun at the cut: the talk over the clip
+    _turn(following)
+    sealed, carried = first.seal()
+    rec.release.set()
+    await settle(carried, 5.0)
+    assert render(sealed).splitlines() == ["user: first words", "[user spoke 0.8 s]"]
+    following.carry(carried)
+    await settle(following.close(), 5.0)
+    assert render(following.utterances()).splitlines() == ["user: late words",
+                                                           "user: over the clip"]
+    asr.close()
+
+
 async def test_a_hung_recogniser_leaves_markers_and_the_talk_goes_on():
     rec = Scripted("hang")
     asr = TurnTranscriber(rec, 0.05)
