@@ -23,8 +23,9 @@ from entropi.text.utterance import Utterance
 
 _COMMITMENT = re.compile(
     r"\b(i will|i'll|we will|we'll|let's|let us|i promise|promise to|remind me|remind you|"
-    r"i'm going to|i am going to|don't let me forget|i need to|i have to|i must|i should|"
-    r"i plan to|i'm planning to|i've got to|i gotta)\b", re.IGNORECASE)
+    r"remind us|nudge me|i'm going to|i am going to|don't let me forget|i plan to|"
+    r"i'm planning to|(?:i|we)(?: really| just| still| definitely)? (?:need to|have to|must|"
+    r"should|ought to|got to|gotta))\b", re.IGNORECASE)
 _MIN_WORDS = 3
 _FILLER_WORDS = (r"well|so|oh|ah|um+|uh+|er+m?|hmm+|yeah|yes|no|okay|ok|right|anyway|actually|"
                  r"basically|honestly|like|you know|i mean|by the way|and|but|also|oh and|"
@@ -34,6 +35,8 @@ _LEADING = re.compile(rf"^(?:(?:{_FILLER_WORDS})\b[,.!]?\s+)+", re.IGNORECASE)
 _INSIDE = re.compile(r",\s*(?:you know|i mean|like|um+|uh+|er+m?|sort of|kind of)\s*,",
                      re.IGNORECASE)
 _HESITATION = re.compile(r"\b(?:um+|uh+|er+m?|hmm+)\b[,.]?\s*", re.IGNORECASE)
+# A sentence that refers back ("it", "she", "there") means little alone.
+_LEANS = re.compile(r"\b(?:it|he|she|they|him|her|them|there|that one)\b", re.IGNORECASE)
 SHORTER = 0.5  # content-word overlap at which the LLM's phrasing is the same item
 
 
@@ -46,17 +49,25 @@ def compact(sentence: str) -> str:
 
 
 def extract(transcript: list[Utterance]) -> list[Said]:
-    """Facts and commitments worth keeping, in order of appearance; one per sentence."""
+    """Facts and commitments worth keeping, in order of appearance; one per sentence, or
+    two where the second leans on the first ("… coeliac disease? I was diagnosed with it")."""
     out: list[Said] = []
     for u in transcript:
         if not u.text.strip():
             continue  # a marker: heard, not transcribed
+        prev: Said | None = None
         for s in sentences(make_speakable(u.text)):
             s = compact(s)
             if len(s.split()) < _MIN_WORDS:
+                prev = None
                 continue
-            said = scored(Said("commitment" if _COMMITMENT.search(s) else "fact", s,
-                               speaker_of(u)))
+            kind = "commitment" if _COMMITMENT.search(s) else "fact"
+            if prev is not None and kind == prev.kind == "fact" and _LEANS.search(s):
+                if out and out[-1] is prev:
+                    out.pop()
+                s = f"{prev.text} {s}"
+            said = scored(Said(kind, s, speaker_of(u)))
+            prev = said
             if said.kind == "fact" and u.speaker == "agent":
                 continue  # the agent's statements echo or invent: only its promises count
             if said.importance >= KEEP:
@@ -65,7 +76,7 @@ def extract(transcript: list[Utterance]) -> list[Said]:
 
 
 def scored(said: Said) -> Said:
-    return replace(said, importance=importance(said.text))
+    return replace(said, importance=importance(said.text, said.kind == "commitment"))
 
 
 def prefer_shorter(extractive: list[Said], llm: list[Said]) -> list[Said]:

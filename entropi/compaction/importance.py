@@ -32,6 +32,9 @@ INFO_CAP = 4.0  # cap on the information part
 WORD_CAP = 2.5  # and on one word's share of it (an odd word or an ASR garble)
 NAME_BONUS, NAME_CAP = 1.5, 2.5
 SIGNAL_BONUS = 1.2  # each kind of signal, once
+DUE_BONUS = 0.8  # a promise with a day to keep it on ("tomorrow", "on Monday", "at 6 pm")
+_DUE = re.compile(r"\b(?:(?:mon|tues|wednes|thurs|fri|satur|sun)day|tomorrow|next \w+|"
+                  r"\d{1,2}(?::\d\d)? ?(?:am|pm)|by the \w+|before the \w+)\b", re.IGNORECASE)
 
 _RELATION = re.compile(
     r"\b(?:sister|brother|sibling|mum|mom|mother|dad|father|parents?|wife|husband|partner|"
@@ -105,13 +108,15 @@ def signals(text: str) -> list[str]:
     return kinds
 
 
-def raw_score(text: str) -> float:
+def raw_score(text: str, promise: bool = False) -> float:
     named = min(NAME_CAP, NAME_BONUS * len(set(names(text))))
-    return information(text) + named + SIGNAL_BONUS * len(signals(text))
+    due = DUE_BONUS if promise and _DUE.search(text) else 0.0
+    return information(text) + named + SIGNAL_BONUS * len(signals(text)) + due
 
 
-def importance(text: str) -> float:
-    raw = raw_score(text)
+def importance(text: str, promise: bool = False) -> float:
+    """0..1; ``promise``: the sentence is a commitment (a due day then counts once more)."""
+    raw = raw_score(text, promise)
     return round(raw / (raw + HALF), 3)
 
 

@@ -4,11 +4,11 @@
 
 Priority and share of the spare tokens, in that order (see ``assemble_shares``):
 
-- Open promises (25 %): due soonest first, undated ones after;
-- What you know (40 %): alternately the most important fact not yet chosen and the fact most
+- Open promises (20 %): due soonest first, undated ones after;
+- What you know (50 %): alternately the most important fact not yet chosen and the fact most
   relevant to the last window's words (BM25; a fact sharing no word is not relevant), so a
   tiny budget holds the top fact of each kind and a large one holds all;
-- So far (20 %): the rolling summary; You remember (15 %): retrieved journal memories.
+- So far (15 %): the rolling summary; You remember (15 %): retrieved journal memories.
 
 Ledger lines are whole or absent; the summary and memories are made speakable and
 deduplicated against the ledger.
@@ -27,7 +27,7 @@ KNOWN = "What you know:"
 SO_FAR = "So far:"
 MEMORIES = "You remember:"
 SECTION_LEADS = (PROMISES, KNOWN, SO_FAR, MEMORIES)
-SHARES = {PROMISES: 0.25, KNOWN: 0.4, SO_FAR: 0.2, MEMORIES: 0.15}
+SHARES = {PROMISES: 0.2, KNOWN: 0.5, SO_FAR: 0.15, MEMORIES: 0.15}
 
 
 def _novel(items: list[str], known: list[set[str]]) -> list[str]:
