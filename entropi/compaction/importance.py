@@ -9,7 +9,8 @@
 - **names** of people, pets and places: capitalised words inside a sentence;
 - **relations** (sister, partner, neighbour, dog …), **health** (allergic, blood, diagnosed,
   prescription …), **dates and times** (weekdays, months, clock times, "next week", digits),
-  **stated preferences** and **who the user is** (I work / live / used to / my name …).
+  **stated preferences**, **who the user is** (I work / live / used to / my name …) and
+  **plans** (saving for, hoping to, applied for …).
 
 Chit-chat ("I like that idea", "I will make tea in a minute", "the bus was late again")
 has no rare word and no signal: it stays below :data:`KEEP` and never enters the ledger, so
@@ -61,6 +62,9 @@ _IDENTITY = re.compile(
     r"\b(?:my name|i(?:'m| am) (?:a|an|from|called|named|\d+)|i (?:work|live|grew up|was born"
     r"|used to|moved|study|teach|play|collect|volunteer|train)|called|named|born|years old|"
     r"blood type|my \w+ is)\b", re.IGNORECASE)
+_PLAN = re.compile(
+    r"\b(?:plans?|planning|saving (?:up )?for|hoping to|dream(?:ing)? of|goal|aim(?:ing)? to|"
+    r"applied for|trying to get|big day)\b", re.IGNORECASE)
 # A capitalised word not at a sentence start and not "I"/"I'm": a name or a place.
 _NAME = re.compile(r"(?<=[\w,;:] )(?!I\b|I'[a-z]+\b|OK\b)[A-Z][A-Za-z'\-]+")
 # Words PersonaPlex or ASR capitalise that are no names (days and months count as dates).
@@ -102,7 +106,8 @@ def signals(text: str) -> list[str]:
     """Which kinds of signal the sentence carries (for tests and the bench's report)."""
     kinds = [kind for kind, rx in (("relation", _RELATION), ("health", _HEALTH),
                                    ("date", _DATE), ("preference", _PREFERENCE),
-                                   ("identity", _IDENTITY)) if rx.search(text)]
+                                   ("identity", _IDENTITY), ("plan", _PLAN))
+             if rx.search(text)]
     if "date" not in kinds and TIME_WORDS.search(text):
         kinds.append("date")
     return kinds
