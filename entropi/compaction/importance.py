@@ -31,6 +31,7 @@ KEEP = 0.4  # below this a sentence is small talk: not a ledger item (raw 2.0)
 COMMON_ZIPF = 5.0  # words at least this frequent carry no information here
 INFO_CAP = 4.0  # cap on the information part
 WORD_CAP = 2.5  # and on one word's share of it (an odd word or an ASR garble)
+UNKNOWN_BITS = 1.0  # a lower-case word no table knows
 NAME_BONUS, NAME_CAP = 1.5, 2.5
 SIGNAL_BONUS = 1.2  # each kind of signal, once
 DUE_BONUS = 0.8  # a promise with a day to keep it on ("tomorrow", "on Monday", "at 6 pm")
@@ -93,9 +94,18 @@ def _stems(word: str) -> list[str]:
 
 
 def information(text: str) -> float:
-    """Information content of the content words against everyday English, capped."""
-    words = content_words(text)
-    return min(INFO_CAP, sum(min(WORD_CAP, max(0.0, COMMON_ZIPF - zipf(w))) for w in words))
+    """Information content of the content words against everyday English, capped. A word
+    the table has never seen counts little unless capitalised (a name): in lower case it is
+    more likely a recogniser's garble ("behuts" for "peanuts") than news."""
+    capitalised = {m.lower() for m in re.findall(r"\b[A-Z][a-z']+", text)}
+
+    def bits(w: str) -> float:
+        z = zipf(w)
+        if z == 0.0 and w not in capitalised:
+            return UNKNOWN_BITS
+        return min(WORD_CAP, max(0.0, COMMON_ZIPF - z))
+
+    return min(INFO_CAP, sum(bits(w) for w in content_words(text)))
 
 
 def names(text: str) -> list[str]:

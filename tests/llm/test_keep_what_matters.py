@@ -13,7 +13,7 @@ from entropi.compaction.budget import PromptBudget
 from entropi.compaction.compactor import Compactor
 from entropi.compaction.facts import compact, extract, prefer_shorter
 from entropi.compaction.fallback import previous_summary
-from entropi.compaction.importance import KEEP, importance
+from entropi.compaction.importance import KEEP, importance, information
 from entropi.compaction.structured import Vetter
 from entropi.compaction.template import render_prompt
 from entropi.memory.ledger import Ledger
@@ -47,6 +47,8 @@ def test_facts_score_above_small_talk_without_cue_words() -> None:
     assert all(v < KEEP for v in low.values()), low
     assert all(v >= KEEP for v in high.values()), high
     assert min(high.values()) > max(low.values())
+    # a word no table knows is a name when capitalised, more likely garble when not
+    assert information("We met Wibblewump there.") > information("We met wibblewump there.")
 
 
 def test_candidates_are_user_sentences_questions_and_either_speakers_promises() -> None:
