@@ -1,7 +1,8 @@
 """``entropi memory``: look at and delete what the persona remembers (privacy controls).
 
 ``list | search TEXT | show ID | purge [--before DATE] [--tag TAG] | forget PERSON |
-doctor [--fix] | keygen``.
+doctor [--fix] | users | keygen``; ``--user ID`` works on one caller's memory (their folder
+under ``memory.users_dir``) instead of the single-user files.
 Deleting asks for confirmation on a terminal; scripts pass ``--yes``; with neither, the
 command refuses rather than guess. Changed files are replaced atomically.
 """
@@ -13,6 +14,7 @@ import sys
 from datetime import UTC, datetime
 
 from entropi.commands import add_config_option, load_for_command
+from entropi.config import check_user_id, for_user, known_users, user_home
 from entropi.core.errors import InputError, UsageError
 
 
@@ -26,6 +28,10 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
         a = actions.add_parser(name, parents=parents, help=help_, description=help_)
         if name != "keygen":
             add_config_option(a)
+        if name not in ("keygen", "users"):
+            a.add_argument("--user", metavar="ID",
+                           help="one caller's memory (server.tokens user id); default: the "
+                                "single-user files")
         a.set_defaults(func=run)
         return a
 
@@ -44,6 +50,7 @@ def register(sub: argparse._SubParsersAction, parents: list[argparse.ArgumentPar
     s.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     s = action("doctor", "find LLM junk in profile, journal and ledger (--fix removes it)")
     s.add_argument("--fix", action="store_true", help="remove what was found (atomically)")
+    action("users", "list the callers that have a memory folder (server.tokens user ids)")
     action("keygen", "print a new key for memory.encryption_key_env (keep it secret)")
 
 
@@ -54,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
         print(new_key())
         return 0
     cfg = load_for_command(args, check=False)
+    if args.memory_action == "users":
+        return _users(cfg)
+    if args.user is not None:
+        cfg = _user_config(cfg, args.user, args.memory_action)
     from entropi.core.crypto import cipher_from_env
     from entropi.memory.journal import Journal
     from entropi.memory.profile import ProfileStore
@@ -72,6 +83,27 @@ def run(args: argparse.Namespace) -> int:
             args, journal, store, transcript)
     handler = {"list": _list, "search": _search, "show": _show}[args.memory_action]
     return handler(args, journal, store)
+
+
+def _user_config(cfg, user_id: str, action: str):
+    """The config of one caller's memory; a typo in the id is an error, not "nothing"."""
+    try:
+        check_user_id(user_id)
+    except ValueError as exc:
+        raise UsageError(f"memory {action} --user: {exc}") from None
+    if not user_home(cfg, user_id).is_dir():
+        users = ", ".join(known_users(cfg)) or "none yet"
+        raise InputError(f"memory {action} --user: no memory folder for {user_id!r} in "
+                         f"{cfg.memory.users_root} (users: {users}); see entropi memory users")
+    return for_user(cfg, user_id)
+
+
+def _users(cfg) -> int:
+    users = known_users(cfg)
+    for user_id in users:
+        print(f"{user_id}  {user_home(cfg, user_id)}")
+    print(f"# {len(users)} users in {cfg.memory.users_root}", file=sys.stderr)
+    return 0
 
 
 def _doctor(args, cfg, journal, store, cipher) -> int:

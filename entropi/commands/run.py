@@ -48,11 +48,6 @@ def run(args: argparse.Namespace) -> int:
     from entropi.engine.presets import with_hub_preset
 
     cfg = with_hub_preset(cfg)  # NATF0.pt & co. from the hub's voices.tgz, before the model
-
-    if cfg.audio.input == "websocket":
-        from entropi.transports.websocket.protocol import server_token
-
-        server_token(cfg)  # a non-loopback bind without a token: refuse before loading
     from entropi.service.daemon import RunOptions, run_daemon
 
     return run_daemon(cfg, RunOptions(max_windows=args.max_windows,

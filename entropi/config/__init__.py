@@ -1,5 +1,5 @@
 """L1 configuration: the schema (frozen sections), the loader (strict YAML, env references,
-one-line errors) and the context budget.
+one-line errors), the context budget and the per-user view of a config (``users``).
 
 Every section is a frozen pydantic model that rejects unknown keys. ``load_config`` turns
 every problem (YAML syntax, unknown key, wrong type, range, unset ``${VAR}``, context
@@ -33,11 +33,14 @@ from entropi.config.schema import (
     Section,
     ServerSection,
     ServiceSection,
+    UserId,
     VoiceSection,
     WindowSection,
     check_prompt_size,
     check_url,
+    check_user_id,
 )
+from entropi.config.users import caller_tokens, for_user, known_users, user_home
 
 __all__ = [
     "DEFAULT_THINKING_LINES",
@@ -64,13 +67,19 @@ __all__ = [
     "Section",
     "ServerSection",
     "ServiceSection",
+    "UserId",
     "VoiceSection",
     "WindowSection",
+    "caller_tokens",
     "check_budget",
     "check_prompt_size",
     "check_url",
+    "check_user_id",
     "context_budget",
+    "for_user",
+    "known_users",
     "load_config",
     "masked_dump",
     "parse_config",
+    "user_home",
 ]

@@ -34,6 +34,30 @@ ConfigPath = Annotated[Path, AfterValidator(_resolve_path)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 EnvName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]  # a secret's variable
 
+# A caller's user id names their memory folder: a plain name, never a path.
+USER_ID_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
+
+def check_user_id(value: str) -> str:
+    if not isinstance(value, str) or not USER_ID_RE.fullmatch(value):
+        shown = value if not isinstance(value, str) or len(value) <= 70 else value[:67] + "..."
+        raise ValueError(f"user id {shown!r} must be 1 to 64 of a-z, 0-9, _ and -, starting "
+                         "with a letter or digit (it names a folder)")
+    return value
+
+
+UserId = Annotated[str, AfterValidator(check_user_id)]
+
+
+def _token_var(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise ValueError("keys are the names of environment variables holding the tokens; "
+                         "put tokens themselves in server.tokens_file")
+    return value
+
+
+TokenVar = Annotated[str, AfterValidator(_token_var)]
+
 # SentencePiece's longest piece is 16 characters and NFKC can merge two characters into one:
 # a prompt with more than 32 visible characters per budget token cannot fit, and saying so
 # needs no tokenizer (a 50 MB persona must not be tokenised to be refused).
@@ -341,6 +365,10 @@ class ServerSection(Section):
     tls_cert: ConfigPath | None = None
     tls_key: ConfigPath | None = None
     token_env: EnvName = "ENTROPI_SERVER_TOKEN"
+    # One memory per person: the variable holding a caller's token -> their user id, and/or
+    # a private file of "token user_id" lines. Empty: one user, files where memory.* says.
+    tokens: dict[TokenVar, UserId] = Field(default_factory=dict)
+    tokens_file: ConfigPath | None = None
     allow_text_prompt: bool = False
     max_text_prompt_chars: int = Field(2000, ge=1, le=20000)
     max_message_bytes: int = Field(1 << 20, ge=1024, le=64 << 20)
@@ -353,6 +381,11 @@ class ServerSection(Section):
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("TLS needs both server.tls_cert and server.tls_key")
         return self
+
+    @property
+    def per_user(self) -> bool:
+        """Callers are told apart by their tokens (each has a memory of their own)."""
+        return bool(self.tokens) or self.tokens_file is not None
 
 
 class DiscordSection(Section):
@@ -399,6 +432,12 @@ class MemorySection(Section):
     retrieval_token_budget: int = Field(60, ge=0, le=2000)
     queue_size: int = Field(256, ge=1, le=100000)
     encryption_key_env: str | None = None
+    users_dir: ConfigPath | None = None  # None: <journal_dir parent>/users
+
+    @property
+    def users_root(self) -> Path:
+        """Where each caller's folder (``<users_root>/<user id>/``) lives."""
+        return self.users_dir or self.journal_dir.parent / "users"
 
 
 class LoggingSection(Section):
@@ -440,6 +479,27 @@ class Config(Section):
             if self.discord.guild_id is None or self.discord.channel_id is None:
                 raise ValueError("audio 'discord' needs discord.guild_id and "
                                  "discord.channel_id (right-click → Copy ID in Discord)")
+        return self
+
+    @model_validator(mode="after")
+    def _users_apart(self) -> Config:
+        # A user id could otherwise name a folder of the single-user files (or the other
+        # way round) and one person would read another's memory.
+        if not self.server.per_user:
+            return self
+        users = self.memory.users_root.resolve()
+        journal = self.memory.journal_dir.resolve()
+        if users.is_relative_to(journal) or journal.is_relative_to(users):
+            raise ValueError(f"memory.users_dir ({self.memory.users_root}) and "
+                             f"memory.journal_dir ({self.memory.journal_dir}) must not hold "
+                             "one another; put the users' folders beside the journal")
+        for key, path in (("memory.profile_path", self.memory.profile_path),
+                          ("conversation.transcript_file", self.conversation.transcript_file),
+                          ("discord.consent_file", self.discord.consent_file)):
+            if path is not None and path.resolve().is_relative_to(users):
+                raise ValueError(f"{key} ({path}) is inside memory.users_dir "
+                                 f"({self.memory.users_root}), where the users' folders go; "
+                                 "move one of them")
         return self
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from entropi.config import Config
 from entropi.core.errors import ConfigError, InputError, ModelError
+from entropi.transports.websocket.protocol import Access
 
 _AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 
@@ -29,6 +30,8 @@ def preflight(cfg: Config, summary_json: Path | None = None) -> None:
     _check_audio(cfg)
     _check_outputs(cfg, summary_json)
     _check_llm_key(cfg)
+    if cfg.audio.input == "websocket":
+        Access.load(cfg)  # a non-loopback bind without a token, a bad tokens file
     if cfg.memory.encryption_key_env:
         from entropi.core.crypto import cipher_from_env
 
@@ -177,6 +180,8 @@ def _check_outputs(cfg: Config, summary_json: Path | None) -> None:
     if cfg.memory.enabled:
         writable_dir(cfg.memory.journal_dir, "memory.journal_dir")
         writable_file(cfg.memory.profile_path, "memory.profile_path")
+    if cfg.server.per_user and cfg.audio.input == "websocket":  # each caller's folder
+        writable_dir(cfg.memory.users_root, "memory.users_dir")
     if cfg.model.source != "local":
         writable_dir(cfg.model.cache_dir.expanduser(), "model.cache_dir")
     if summary_json is not None:

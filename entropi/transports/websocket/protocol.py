@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from entropi.config import Config
+from entropi.config import Config, caller_tokens, for_user
 from entropi.core.errors import ConfigError
+from entropi.core.logs import register_secret
 
 HANDSHAKE = 0
 AUDIO = 1
@@ -52,10 +53,14 @@ class CallRequest:
     text_prompt: str | None = None
     ignored: tuple[str, ...] = ()
     voice: Path | None = None  # a file found by listing the voices folder; None: the configured
+    user_id: str | None = None  # whose token it was; None: the single-user files
 
     def config(self, cfg: Config) -> Config:
         """The config for this conversation: the caller's persona text as the first prompt,
-        the caller's voice as ``voice.prompt_file`` (the thinking clips are looked up by it)."""
+        the caller's voice as ``voice.prompt_file`` (the thinking clips are looked up by it),
+        the caller's own memory folder when their token named a user."""
+        if self.user_id is not None:
+            cfg = for_user(cfg, self.user_id)
         update: dict = {}
         if self.text_prompt is not None:
             update["conversation"] = cfg.conversation.model_copy(
@@ -65,8 +70,10 @@ class CallRequest:
         return cfg.model_copy(update=update) if update else cfg
 
 
-def check_request(query: Mapping[str, str], cfg: Config) -> CallRequest:
-    """Validate PersonaPlex's query params; raise :class:`Refused` with the reason."""
+def check_request(query: Mapping[str, str], cfg: Config,
+                  user_id: str | None = None) -> CallRequest:
+    """Validate PersonaPlex's query params; raise :class:`Refused` with the reason.
+    ``user_id`` is the one :class:`Access` found for the caller's token."""
     name = query.get("voice_prompt")
     voice = find_voice(name, cfg.voice.prompt_dir) if name else None
     ignored = [k for k in query if k in SAMPLING_PARAMS]
@@ -79,7 +86,7 @@ def check_request(query: Mapping[str, str], cfg: Config) -> CallRequest:
         if not text or len(text) > cfg.server.max_text_prompt_chars:
             raise Refused(f"text_prompt must be 1 to {cfg.server.max_text_prompt_chars} "
                           "characters")
-    return CallRequest(text_prompt=text, ignored=tuple(ignored), voice=voice)
+    return CallRequest(text_prompt=text, ignored=tuple(ignored), voice=voice, user_id=user_id)
 
 
 VOICE_SUFFIXES = (".pt", ".wav", ".flac", ".ogg", ".mp3")  # presets, .voice.pt caches, audio
@@ -112,22 +119,69 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def server_token(cfg: Config, env: Mapping[str, str] | None = None) -> str | None:
-    """The access token from the environment; refuse a non-loopback bind without one."""
-    env = os.environ if env is None else env
-    token = env.get(cfg.server.token_env) or None
-    if token is None and not is_loopback(cfg.server.host):
-        raise ConfigError(f"server.host: {cfg.server.host} is reachable from other machines; "
-                          f"set a token in ${cfg.server.token_env} or bind 127.0.0.1")
-    return token
+@dataclass(frozen=True)
+class Caller:
+    """Who a request's token belongs to."""
+
+    user_id: str | None  # None: the single-user files (the owner's token, or no tokens at all)
+    owner: bool  # the live view (/api/status, /api/events) shows every call: the owner's
 
 
-def token_ok(expected: str | None, query: Mapping[str, str], headers: Mapping[str, str]) -> bool:
-    """Compare in constant time; the token comes as ?token=, a Bearer header or X-Entropi-Token."""
-    if expected is None:
-        return True
+class Access:
+    """The server's tokens: the owner's (``server.token_env``) and each user's
+    (``server.tokens``, ``server.tokens_file``). With none at all, everyone is the owner
+    (a loopback bind only); with any, every request needs one of them."""
+
+    def __init__(self, owner: str | None, users: Mapping[str, str] | None = None) -> None:
+        self._owner = owner
+        self._users = dict(users or {})
+        self.open = owner is None and not self._users
+
+    @classmethod
+    def load(cls, cfg: Config, env: Mapping[str, str] | None = None) -> Access:
+        """Read the tokens; refuse a non-loopback bind without any, and two people (or a
+        person and the owner) sharing one."""
+        env = os.environ if env is None else env
+        owner = env.get(cfg.server.token_env) or None
+        users = caller_tokens(cfg, env) if cfg.server.per_user else {}
+        if cfg.server.per_user and not users:  # else: no token needed, the opposite of meant
+            raise ConfigError(f"server.tokens_file: {cfg.server.tokens_file} has no "
+                              "'TOKEN USER_ID' line; add one per person")
+        if owner is None and not users and not is_loopback(cfg.server.host):
+            raise ConfigError(f"server.host: {cfg.server.host} is reachable from other "
+                              f"machines; set a token in ${cfg.server.token_env} or bind "
+                              "127.0.0.1")
+        if owner is not None and owner in users:
+            raise ConfigError(f"server.token_env: ${cfg.server.token_env} holds user "
+                              f"{users[owner]}'s token too; give the owner a token of their own")
+        for token in [owner, *users]:  # a tokens file's are no environment variables
+            register_secret(token)
+        return cls(owner, users)
+
+    @property
+    def users(self) -> int:
+        return len(self._users)
+
+    def caller(self, query: Mapping[str, str], headers: Mapping[str, str]) -> Caller | None:
+        """The caller the token names (None: no such token). The token comes as ?token=,
+        a Bearer header or X-Entropi-Token; every known token is compared in constant time,
+        with no early exit, so the time taken does not tell which one (or whether one)
+        matched."""
+        if self.open:
+            return Caller(None, owner=True)
+        given = presented_token(query, headers).encode()
+        found: Caller | None = None
+        if self._owner is not None and hmac.compare_digest(given, self._owner.encode()):
+            found = Caller(None, owner=True)
+        for token, user_id in self._users.items():
+            if hmac.compare_digest(given, token.encode()):
+                found = Caller(user_id, owner=False)
+        return found
+
+
+def presented_token(query: Mapping[str, str], headers: Mapping[str, str]) -> str:
     given = query.get("token") or headers.get("X-Entropi-Token") or ""
     auth = headers.get("Authorization", "")
     if not given and auth.startswith("Bearer "):
         given = auth[len("Bearer "):]
-    return hmac.compare_digest(given.encode(), expected.encode())
+    return given

@@ -35,7 +35,7 @@ class ChatServer:
         self.cfg = cfg
         self.feed = feed
         self._status = status
-        self._token = p.server_token(cfg)  # refuses a non-loopback bind without one
+        self._access = p.Access.load(cfg)  # refuses a non-loopback bind without a token
         self._calls: asyncio.Queue[WebSocketTransport] = asyncio.Queue(maxsize=1)
         self._busy = False
         self._runner: web.AppRunner | None = None
@@ -64,7 +64,7 @@ class ChatServer:
             self.port = sockets[0].getsockname()[1]
         scheme = "https" if self.cfg.server.tls_cert else "http"
         log.info("server_listening", url=f"{scheme}://{self.cfg.server.host}:{self.port}/",
-                 token=self._token is not None)
+                 token=not self._access.open, users=self._access.users)
 
     def _tls(self) -> ssl.SSLContext | None:
         s = self.cfg.server
@@ -95,11 +95,18 @@ class ChatServer:
     @web.middleware
     async def _auth(self, request: web.Request, handler):
         # The page and its scripts are public (the code is open); the calls and the live
-        # data behind /api/ need the token.
-        if request.path.startswith("/api/") and \
-                not p.token_ok(self._token, request.query, request.headers):
-            log.warning("unauthorized", remote=request.remote, path=request.path)
-            raise web.HTTPUnauthorized(text="401: a valid token is needed\n")
+        # data behind /api/ need a token. The live view shows whoever is talking, so a
+        # user's token opens their own calls only.
+        if request.path.startswith("/api/"):
+            caller = self._access.caller(request.query, request.headers)
+            if caller is None:
+                log.warning("unauthorized", remote=request.remote, path=request.path)
+                raise web.HTTPUnauthorized(text="401: a valid token is needed\n")
+            if request.path != "/api/chat" and not caller.owner:
+                log.warning("forbidden", remote=request.remote, path=request.path,
+                            user=caller.user_id)
+                raise web.HTTPForbidden(text="403: the live view needs the owner's token\n")
+            request["caller"] = caller
         return await handler(request)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
@@ -109,7 +116,7 @@ class ChatServer:
         try:
             if self._busy:
                 raise p.Refused("busy: another conversation is in progress")
-            req = p.check_request(request.query, self.cfg)
+            req = p.check_request(request.query, self.cfg, request["caller"].user_id)
         except p.Refused as exc:
             self.refused += 1
             log.warning("call_refused", remote=remote, reason=str(exc))
@@ -128,7 +135,8 @@ class ChatServer:
             abort=transport.abort if transport is not None else None,
             backlog=transport.get_write_buffer_size if transport is not None else None)
         call.request = req  # type: ignore[attr-defined]
-        log.info("call_started", remote=remote, text_prompt=req.text_prompt is not None,
+        log.info("call_started", remote=remote, user=req.user_id,
+                 text_prompt=req.text_prompt is not None,
                  voice=req.voice.name if req.voice else self.cfg.voice.prompt_file)
         await call.start()
         self._calls.put_nowait(call)
