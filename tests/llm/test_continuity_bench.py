@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 
 from entropi.bench.continuity import junk_pct, mean, parse_script
-from entropi.bench.continuity.audio import Spoken, assign_plants, normaliser, score_audio
+from entropi.bench.continuity.audio import (
+    Spoken,
+    assign_plants,
+    has,
+    normaliser,
+    score_audio,
+    vocabulary,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,6 +81,10 @@ def test_audio_scorer_counts_on_the_daemons_windows() -> None:
                                            spoken[2].plants)],
                       [heard[0], (["the only thing i cook is shashka"], ""), heard[2]], norm)
     assert out["items_heard"] == 1  # the garbled name is not heard
+    assert has("coeliac", vocabulary(["celiac", "disease"]))  # spelling: the same word
+    assert has("shakshuka", vocabulary(["shaka", "shuka"]))  # split by the recogniser
+    assert not has("tomasz", {"thomas"}) and not has("marek", {"mark"})  # another name
+    assert not has("cello", {"channel"})
 
 
 @pytest.mark.slow

@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import resources
@@ -105,12 +106,13 @@ def _recalled(words: list[str], prompt: str) -> bool:
     return all(w.strip(".,!?") in have for w in words)
 
 
-def junk_pct(texts: list[str], windows: list[Window]) -> float | None:
+def junk_pct(texts: list[str], windows: list[Window],
+             holds: Callable[[list[str], str], bool] = _recalled) -> float | None:
     """Share of ledger items that hold no planted item's words (small talk, garble)."""
     plants = [words for win in windows for _, words in win.plants]
     if not texts:
         return None
-    return round(100 * sum(not any(_recalled(p, t) for p in plants) for t in texts)
+    return round(100 * sum(not any(holds(p, t) for p in plants) for t in texts)
                  / len(texts), 1)
 
 

@@ -15,14 +15,17 @@ normaliser), so no figure depends on a script's phrasing:
   the recogniser);
 - a planted item is said by the line holding most of its words, in the daemon window where
   that line's words landed; it is *heard* (``items_heard``) when all its words came out of
-  the recogniser for that line; ``fact_recall_pct_k`` counts all planted items,
-  ``heard_recall_pct_10/20`` only the heard ones (what the pipeline could keep at all);
+  the recogniser for that line; a word counts as said when the same up to spelling
+  (similarity ≥ 0.9: "coeliac"/"celiac", "shakshuka"/"shaka shuka"), never a different word
+  ("cello"/"channel", "Tomasz"/"Thomas", "Marek"/"Mark"); ``fact_recall_pct_k`` counts all
+  planted items, ``heard_recall_pct_10/20`` only the heard ones (what the pipeline could keep);
 - ``ledger_junk_pct``: ledger items at the end that hold no planted item's words.
 """
 
 from __future__ import annotations
 
 import difflib
+import itertools
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 PAUSE_S = 0.8  # after each user line
+SAME_SPELLING = 0.9  # difflib ratio at which two words are one word spelt differently
 AGENT_WPS = 2.5  # the agent's turn: silence as long as its words take to say
 MIN_AGENT_S = 2.0
 LEAD_S, TAIL_S = 0.5, 8.0
@@ -87,6 +91,17 @@ def render_wav(windows: list[Any], path: Path) -> None:
     write_wav(path, np.concatenate(parts))
 
 
+def vocabulary(words: list[str]) -> set[str]:
+    """The words and each adjacent pair run together (a recogniser splits rare words)."""
+    return {*words, *(a + b for a, b in itertools.pairwise(words))}
+
+
+def has(word: str, vocab: set[str]) -> bool:
+    return word in vocab or any(
+        abs(len(v) - len(word)) <= 2
+        and difflib.SequenceMatcher(None, word, v).ratio() >= SAME_SPELLING for v in vocab)
+
+
 _USER = re.compile(r"^user(?: \([^)]*\))?: (.*)$")
 
 
@@ -104,42 +119,60 @@ def daemon_windows(blocks: list[str]) -> list[tuple[list[str], str]]:
     return out
 
 
+def _similar(a: str, b: str) -> float:
+    return difflib.SequenceMatcher(None, a, b).ratio()
+
+
+def align(ref: list[str], hyp: list[str]) -> list[list[int]]:
+    """For each spoken word, the recognised words that stand for it (none: never heard).
+    Matching runs first; inside a differing stretch of equal length word for word, else each
+    recognised word goes to the nearest similar spoken word at or after the previous one
+    ("shaka", "shuka" → "shakshuka"), the next one when nothing is similar."""
+    got: list[list[int]] = [[] for _ in ref]
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, ref, hyp,
+                                                      autojunk=False).get_opcodes():
+        if op == "equal" or (op == "replace" and i2 - i1 == j2 - j1):
+            for k in range(i2 - i1):
+                got[i1 + k].append(j1 + k)
+        elif op == "replace":
+            at = i1
+            for j in range(j1, j2):
+                near = next((i for i in range(at, i2) if _similar(ref[i], hyp[j]) >= 0.5), None)
+                if near is not None:
+                    at = near
+                elif j > j1:
+                    at = min(at + 1, i2 - 1)
+                got[at].append(j)
+    return got
+
+
 def score_audio(spoken: list[Spoken], heard: list[tuple[list[str], str]], norm: Any
                 ) -> dict[str, Any]:
     import jiwer
 
     ref = [(i, w) for i, s in enumerate(spoken) for w in norm(s.text).split()]
     hyp = [(j, w) for j, (users, _) in enumerate(heard) for u in users for w in norm(u).split()]
-    ops = difflib.SequenceMatcher(None, [w for _, w in ref], [w for _, w in hyp],
-                                  autojunk=False).get_opcodes()
+    matched = align([w for _, w in ref], [w for _, w in hyp])
     got: dict[int, list[tuple[int, str]]] = {i: [] for i in range(len(spoken))}  # line → hyp
-    lost = 0
-    for op, i1, i2, j1, j2 in ops:
-        if op == "delete":
-            lost += i2 - i1
-        elif op in ("equal", "replace"):
-            for i in range(i1, i2):  # a replace maps its words proportionally
-                j = j1 + (i - i1) * (j2 - j1) // (i2 - i1)
-                got[ref[i][0]].append(hyp[j])
-            if op == "replace":  # every recognised word of the span belongs to its lines
-                for j in range(j1 + i2 - i1, j2):
-                    got[ref[i2 - 1][0]].append(hyp[j])
-    prompts = [set(norm(p).split()) for _, p in heard]
+    for (line, _), js in zip(ref, matched, strict=True):
+        got[line] += [hyp[j] for j in js]
+    lost = sum(not js for js in matched)
+    prompts = [vocabulary(norm(p).split()) for _, p in heard]
     n = len(prompts)
     items, window = [], 0
     for i, s in enumerate(spoken):
         if got[i]:
             window = Counter(j for j, _ in got[i]).most_common(1)[0][0]
-        words_heard = {w for _, w in got[i]}
+        words_heard = vocabulary([w for _, w in got[i]])
         for kind, words in s.plants:
             want = [norm(x) for x in words]
-            items.append((kind, window, want, all(x in words_heard for x in want)))
+            items.append((kind, window, want, all(has(x, words_heard) for x in want)))
 
     def pct(hits: list[bool]) -> float | None:
         return round(100 * sum(hits) / len(hits), 1) if hits else None
 
     def recalled(w: int, want: list[str]) -> bool:
-        return all(x in prompts[w] for x in want)
+        return all(has(x, prompts[w]) for x in want)
 
     out: dict[str, Any] = {"windows": n}
     for k in (5, 10, 20):
@@ -201,6 +234,8 @@ def play_audio(cfg: Any, windows: list[Any], tmp: Path, asr_model: str | None
     heard = daemon_windows(TranscriptFile(run_cfg.conversation.transcript_file).blocks())
     out = score_audio(assign_plants(windows, norm), heard, norm)
     ledger = LedgerStore(ledger_path(run_cfg.memory.profile_path)).load()
-    out["ledger_junk_pct"] = junk_pct([i.text for i in ledger.items], windows)
+    out["ledger_junk_pct"] = junk_pct(
+        [i.text for i in ledger.items], windows,
+        lambda words, text: all(has(norm(w), vocabulary(norm(text).split())) for w in words))
     out["daemon_exit"] = code
     return out
