@@ -14,6 +14,7 @@ import pytest
 from entropi.bench.continuity import junk_pct, mean, parse_script
 from entropi.bench.continuity.audio import (
     Spoken,
+    align,
     assign_plants,
     has,
     normaliser,
@@ -85,6 +86,9 @@ def test_audio_scorer_counts_on_the_daemons_windows() -> None:
     assert has("shakshuka", vocabulary(["shaka", "shuka"]))  # split by the recogniser
     assert not has("tomasz", {"thomas"}) and not has("marek", {"mark"})  # another name
     assert not has("cello", {"channel"})
+    # inside a differing stretch, recognised words go to the spoken word they resemble
+    assert align(["is", "shakshuka", "i", "will", "watch"], ["in", "shaka", "shuka"]) == [
+        [0], [1, 2], [], [], []]
 
 
 @pytest.mark.slow
