@@ -118,3 +118,14 @@ def test_bench_continuity_audio_runs_the_real_daemon(tmp_path, capsys) -> None:
     assert audio["daemon_exit"] == 0 and audio["windows"] >= 1
     assert audio["items_planted"] == 1 and 0 < out["speech_heard_pct"] <= 100
     assert out["wer"] is not None and out["words_lost"] < 14
+
+
+def test_audio_without_a_recogniser_is_one_line_before_any_run(tmp_path, capsys) -> None:
+    from entropi.cli import main
+
+    script = tmp_path / "talk.txt"
+    script.write_text("=== window\nuser: My cat Pepper is nine.\n!fact Pepper\n")
+    assert main(["bench", "continuity", "--offline", "--script", str(script), "--audio",
+                 "--config", str(ROOT / "config.demo.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "asr.backend is none" in err and "--asr-model" in err and "Traceback" not in err

@@ -29,7 +29,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from entropi.core.errors import InputError
+from entropi.core.errors import InputError, UsageError
 
 HELP = ("continuity over a scripted conversation: fact/commitment recall at +5/+10/+20 "
         "windows, persona and budget kept, fallbacks, rejected LLM outputs, profile junk")
@@ -220,6 +220,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from entropi.llm.tokens import resolve_tokenizer
 
     scripts = _load(args)
+    audio_cfg = _audio_config(args) if args.audio else None  # bad config: said before any run
     with tempfile.TemporaryDirectory(prefix="entropi-bench-") as tmp:
         cfg = bench_config(args.config, Path(tmp))
         if args.budget:
@@ -228,8 +229,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         per = {}
         for name, windows in scripts.items():
             per[name] = asyncio.run(_run(cfg, windows, args, count, Path(tmp) / name))
-            if args.audio:
-                per[name] = _with_audio(per[name], args, windows, Path(tmp) / name / "audio")
+            if audio_cfg is not None:
+                per[name] = _with_audio(per[name], audio_cfg, args.asr_model, windows,
+                                        Path(tmp) / name / "audio")
     if len(per) == 1:
         return next(iter(per.values()))
     return {**mean(list(per.values())), "scripts": per}
@@ -240,16 +242,23 @@ def _with_budget(cfg: Any, budget: int) -> Any:
         update={"prompt_token_budget": budget})})
 
 
-def _with_audio(result: dict[str, Any], args: argparse.Namespace, windows: list[Window],
-                tmp: Path) -> dict[str, Any]:
-    """The audio mode beside the word modes; its hearing figures at the top level."""
-    from entropi.bench.continuity.audio import play_audio
+def _audio_config(args: argparse.Namespace) -> Any:
+    """The daemon's config for ``--audio`` (default ./config.demo.yaml); it must hear words."""
     from entropi.config import load_config
 
     cfg = load_config(args.config or "config.demo.yaml", check=False)
-    if args.budget:
-        cfg = _with_budget(cfg, args.budget)
-    audio = play_audio(cfg, windows, tmp, args.asr_model)
+    if args.asr_model is None and cfg.asr.backend == "none":
+        raise UsageError("bench continuity --audio: asr.backend is none in the config, so "
+                         "nothing can be heard; set asr.backend or pass --asr-model M")
+    return _with_budget(cfg, args.budget) if args.budget else cfg
+
+
+def _with_audio(result: dict[str, Any], cfg: Any, asr_model: str | None,
+                windows: list[Window], tmp: Path) -> dict[str, Any]:
+    """The audio mode beside the word modes; its hearing figures at the top level."""
+    from entropi.bench.continuity.audio import play_audio
+
+    audio = play_audio(cfg, windows, tmp, asr_model)
     top = {k: audio[k] for k in ("speech_heard_pct", "words_lost", "wer", "items_planted",
                                  "items_heard", "heard_recall_pct_10", "heard_recall_pct_20")}
     return {**result, **top, "mode_audio": audio}

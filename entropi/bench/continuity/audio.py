@@ -224,11 +224,6 @@ def play_audio(cfg: Any, windows: list[Any], tmp: Path, asr_model: str | None
     wav = tmp / "user.wav"
     render_wav(windows, wav)
     run_cfg = daemon_config(cfg, tmp, wav, asr_model)
-    if run_cfg.asr.backend == "none":
-        from entropi.core.errors import UsageError
-
-        raise UsageError("bench continuity --audio: asr.backend is none in the config, so "
-                         "nothing can be heard; set asr.backend or pass --asr-model M")
     code = run_daemon(run_cfg, RunOptions(summary_json=tmp / "summary.json"))
     norm = normaliser()
     heard = daemon_windows(TranscriptFile(run_cfg.conversation.transcript_file).blocks())
