@@ -10,9 +10,9 @@ The script's words are aligned with what the recogniser wrote (both through Whis
 normaliser), so no figure depends on a script's phrasing:
 
 - ``wer``: word error rate of all heard user text against all spoken user text (jiwer);
-- ``speech_heard_pct``: spoken words aligned with a recognised word (right or wrong);
-  ``words_lost``: spoken words with none (never transcribed: lost in a handover, or dropped by
-  the recogniser);
+- ``words_lost``: jiwer's deletions, spoken words no recognised word stands for (lost in a
+  handover, in a turn that reached no window, or dropped by the recogniser);
+  ``speech_heard_pct``: the other spoken words' share (heard, right or wrong);
 - a planted item is said by the line holding most of its words, in the daemon window where
   that line's words landed; it is *heard* (``items_heard``) when all its words came out of
   the recogniser for that line; a word counts as said when the same up to spelling
@@ -156,7 +156,6 @@ def score_audio(spoken: list[Spoken], heard: list[tuple[list[str], str]], norm: 
     got: dict[int, list[tuple[int, str]]] = {i: [] for i in range(len(spoken))}  # line → hyp
     for (line, _), js in zip(ref, matched, strict=True):
         got[line] += [hyp[j] for j in js]
-    lost = sum(not js for js in matched)
     prompts = [vocabulary(norm(p).split()) for _, p in heard]
     n = len(prompts)
     items, window = [], 0
@@ -182,10 +181,15 @@ def score_audio(spoken: list[Spoken], heard: list[tuple[list[str], str]], norm: 
                                         for kind, w, x, _ in items if kind == "commitment"])
     ref_text = " ".join(w for _, w in ref)
     hyp_text = " ".join(w for _, w in hyp)
+    if ref_text and hyp_text:  # jiwer's minimum-edit alignment: the standard WER
+        m = jiwer.process_words(ref_text, hyp_text)
+        lost, wer = m.deletions, round(100 * m.wer, 1)
+    else:
+        lost, wer = len(ref), None
     out |= {
         "speech_heard_pct": round(100 * (len(ref) - lost) / max(1, len(ref)), 1),
         "words_lost": lost,
-        "wer": round(100 * jiwer.wer(ref_text, hyp_text), 1) if ref_text and hyp_text else None,
+        "wer": wer,
         "items_planted": len(items),
         "items_heard": sum(h for *_, h in items),
     }
