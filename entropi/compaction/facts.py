@@ -27,11 +27,12 @@ _COMMITMENT = re.compile(
     r"i'm planning to|(?:i|we)(?: really| just| still| definitely)? (?:need to|have to|must|"
     r"should|ought to|got to|gotta))\b", re.IGNORECASE)
 _MIN_WORDS = 3
-_FILLER_WORDS = (r"well|so|oh|ah|um+|uh+|er+m?|hmm+|yeah|yes|no|okay|ok|right|anyway|actually|"
-                 r"basically|honestly|like|you know|i mean|by the way|and|but|also|oh and|"
-                 r"and also|oh by the way|you see|listen|look")
+_FILLERS = (r"well|so|oh|ah|um+|uh+|er+m?|hmm+|yeah|anyway|actually|basically|honestly|"
+            r"you know|i mean|by the way|and|but|also|oh and|and also|oh by the way")
+_FILLERS_IF_COMMA = r"yes|no|okay|ok|right|like|you see|listen|look"  # "No satay" stays
 # Fillers at the start (repeatedly: "Oh, well, you know, …") and set off by commas inside.
-_LEADING = re.compile(rf"^(?:(?:{_FILLER_WORDS})\b[,.!]?\s+)+", re.IGNORECASE)
+_LEADING = re.compile(rf"^(?:(?:{_FILLERS})\b[,.!]?\s+|(?:{_FILLERS_IF_COMMA})[,.!]\s+)+",
+                      re.IGNORECASE)
 _INSIDE = re.compile(r",\s*(?:you know|i mean|like|um+|uh+|er+m?|sort of|kind of)\s*,",
                      re.IGNORECASE)
 _HESITATION = re.compile(r"\b(?:um+|uh+|er+m?|hmm+)\b[,.]?\s*", re.IGNORECASE)

@@ -66,6 +66,7 @@ def test_candidates_are_user_sentences_questions_and_either_speakers_promises() 
         ("commitment", "agent", "I will ask you about the prescription on Thursday morning."),
     ]  # the agent's statement (names and all) is no candidate; the tea is small talk
     assert compact("Um, so, erm, we moved here from Lisbon.") == "We moved here from Lisbon."
+    assert compact("No peanuts for me, sadly.") == "No peanuts for me, sadly."  # no filler
 
 
 def test_a_sentence_leaning_on_the_previous_one_is_kept_with_it() -> None:
