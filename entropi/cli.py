@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -18,6 +19,8 @@ from collections.abc import Sequence
 from entropi import __version__, commands
 from entropi.core.errors import EntropiError, UsageError
 from entropi.core.logs import configure_logging, redact
+
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what `yes | head` leaves too
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,7 +33,8 @@ def common_options() -> argparse.ArgumentParser:
     p.add_argument("--log-level", choices=["debug", "info", "warning", "error"], default=None,
                    help="override logging.level from the config")
     p.add_argument("--log-format", choices=["auto", "console", "json"], default=None,
-                   help="console on a TTY, JSON lines otherwise (default: auto)")
+                   help="override logging.format from the config (json: one JSON object "
+                        "a line, for journald)")
     return p
 
 
@@ -54,7 +58,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return 2
         configure_logging(args.log_level or "info", args.log_format or "auto")
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # here, not at exit: a closed pipe is handled below
+        return code
+    except BrokenPipeError:
+        # `entropi check-config | head`: the reader has what it wanted. Point stdout at
+        # /dev/null so the interpreter's final flush cannot print a traceback either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except EntropiError as err:
         print(redact(err.line()), file=sys.stderr)  # an error may quote a server's reply
         return err.exit_code

@@ -13,16 +13,24 @@ what is on disk.
 from __future__ import annotations
 
 import os
+import stat
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
 from entropi.audio.resample import ChunkResampler, resample
 from entropi.core.constants import SAMPLE_RATE
 from entropi.core.errors import InputError
-from entropi.core.files import make_private_dirs, open_private
+from entropi.core.files import (
+    PathKindError,
+    make_private_dirs,
+    open_private,
+    open_regular,
+    stat_kind,
+)
 
 # Real audio is 8 kHz (telephone) to 384 kHz (studio); anything else is a broken header.
 MIN_RATE, MAX_RATE = 4_000, 384_000
@@ -52,8 +60,13 @@ def _unreadable(path: Path, reason: str) -> InputError:
                       f"(e.g. {_CONVERT_HINT})")
 
 
+def _open(path: Path) -> BinaryIO:
+    """Read-only, refusing a FIFO or device rather than blocking on it."""
+    return os.fdopen(open_regular(path), "rb")
+
+
 def is_riff(path: Path) -> bool:
-    with open(path, "rb") as f:
+    with _open(path) as f:
         head = f.read(12)
     return len(head) == 12 and head[:4] == b"RIFF" and head[8:12] == b"WAVE"
 
@@ -63,7 +76,7 @@ def probe_wav(path: str | Path) -> WavInfo:
     path = Path(path)
     size = path.stat().st_size
     fmt: tuple[int, int, int, int] | None = None
-    with open(path, "rb") as f:
+    with _open(path) as f:
         head = f.read(12)
         if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
             raise _unreadable(path, "no RIFF/WAVE header")
@@ -141,7 +154,7 @@ class WavStream:
         self.total = round(self.info.frames * sample_rate / self.info.rate)  # output samples
         self._step = max(1, int(_CHUNK_SECONDS * self.info.rate))  # input frames per read
         self._resampler = ChunkResampler(self.info.rate, sample_rate)
-        self._file = open(self.info.path, "rb")  # noqa: SIM115 - closed in close()
+        self._file = _open(self.info.path)  # closed in close()
         self._in_pos = 0  # next input sample frame to read
         self._out: np.ndarray = np.zeros(0, np.float32)
         self.position = 0  # output samples handed out
@@ -200,7 +213,11 @@ def audio_seconds(path: str | Path) -> float | None:
 
 
 def _require_file(path: Path) -> None:
-    if not path.is_file():
+    try:
+        st = stat_kind(path)
+    except PathKindError as exc:
+        raise InputError(f"{path}: {exc}; {exc.fix('an audio file')}") from None
+    if st is None or not stat.S_ISREG(st.st_mode):
         raise InputError(f"{path}: no such audio file; check the path")
     if path.stat().st_size == 0:
         raise _unreadable(path, "the file is empty")

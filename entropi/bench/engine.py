@@ -34,6 +34,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prompt-tokens", type=int, default=150,
                    help="system prompt length in tokens (default 150)")
     p.add_argument("--repeats", type=int, default=5, help="restarts timed per path (default 5)")
+    p.add_argument("--batch", type=int, default=None, metavar="B",
+                   help="instead: the batched engine at B = 1..B slots (tick p50/p99, state "
+                        "memory, a neighbour's re-injection), and the largest real-time B")
     p.add_argument("--stock", action="store_true",
                    help="also time plain moshi the way its own server runs it, on the same "
                         "weights and input, and report stock/entropi ratios")
@@ -67,6 +70,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     warm_ms = engine.warm_up()
     prompt = _prompt(engine, args.prompt_tokens)
     inputs = [(0.05 * rng.standard_normal(1920)).astype(np.float32) for _ in range(args.frames)]
+    if args.batch:
+        from entropi.engine.measure import time_batches
+
+        return {"device": engine.memory_stats()["device"],
+                "weights": args.random_weights or cfg.model.source,
+                "dtype": str(models.dtype).removeprefix("torch."),
+                "quantization": models.quantization, "context": cfg.runtime.context_window,
+                "voice_frames": engine.voice_frames, "load_s": load_s,
+                **time_batches(engine, prompt, inputs, args.batch)}
 
     full = [engine.prime_reference(prompt) for _ in range(max(1, args.repeats // 2))]
     fast = [engine.prime(prompt) for _ in range(args.repeats)]

@@ -1,4 +1,5 @@
-"""``entropi bench websocket``: N conversations one after another through the real server.
+"""``entropi bench websocket``: N conversations one after another through the real server,
+or (``--callers N``) one caller alone and then N callers at once on the batched engine.
 
 A scripted client speaks moshi's protocol at real-time pace (``--speed`` > 1 sends faster
 than the model is clocked, the deliberately broken case). Reports frames sent and answered,
@@ -20,6 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", "-c", default="config.demo.yaml", metavar="PATH")
     p.add_argument("--conversations", type=int, default=3, metavar="N")
     p.add_argument("--seconds", type=float, default=10.0, help="speech per conversation")
+    p.add_argument("--callers", type=int, default=1, metavar="N",
+                   help="N callers at once (runtime.max_conversations: N) after one alone; "
+                        "per-caller added latency against the lone caller's")
     p.add_argument("--speed", type=float, default=1.0,
                    help="client pace relative to real time (above 1 overruns the model)")
 
@@ -45,8 +49,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "conversation": cfg.conversation.model_copy(update={"transcript_file": None}),
             "service": cfg.service.model_copy(update={"status_file": t / "status.json",
                                                        "watchdog": False})})
+        if args.callers > 1:
+            cfg = cfg.model_copy(update={"runtime": cfg.runtime.model_copy(
+                update={"max_conversations": args.callers})})
         daemon = Daemon(cfg, RunOptions())
         client = asyncio.run(_drive(daemon, args))
+    if args.callers > 1:
+        return _callers_result(daemon, client, args)
     def pct(key: str, q: float) -> float | None:
         return percentile((ms for call in daemon.calls for ms in call[key]), q, 3)
 
@@ -72,12 +81,52 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _callers_result(daemon: Any, client: list[dict[str, Any]],
+                    args: argparse.Namespace) -> dict[str, Any]:
+    """The lone caller's figures, each concurrent caller's, and what re-injections cost."""
+    import numpy as np
+
+    alone, together = daemon.calls[0], daemon.calls[1:]
+
+    def per_call(key: str, q: float) -> list[float | None]:
+        return [percentile(call[key], q, 3) for call in together]
+
+    added_p99 = per_call("added_ms", 99)
+    single_p99 = percentile(alone["added_ms"], 99, 3)
+    return {
+        "callers": args.callers,
+        "frames": sum(c["sent"] for c in client[1:]),
+        "frames_lost": sum(c["sent"] - c["answered"] for c in client[1:]),
+        "single_frames_lost": client[0]["sent"] - client[0]["answered"],
+        "single_added_latency_ms_p50": percentile(alone["added_ms"], 50, 3),
+        "single_added_latency_ms_p99": single_p99,
+        "added_latency_ms_p50": per_call("added_ms", 50),
+        "added_latency_ms_p99": added_p99,
+        "added_p99_over_single_ms": (max(v or 0.0 for v in added_p99) - (single_p99 or 0.0)),
+        "single_model_step_ms_p99": percentile(alone["step_ms"], 99, 3),
+        "model_step_ms_p99": per_call("step_ms", 99),  # waits for the tick in flight too
+        "handshake_ms_p50": round(float(np.median([c["handshake_ms"] for c in client[1:]])), 1),
+        **{k: daemon.summary.get(k) for k in ("reinjections", "reinjections_overlapping",
+                                               "frames_behind_reinjection", "ticks",
+                                               "slots_per_tick_mean")},
+        "speed": args.speed, "seconds": args.seconds, "config": str(args.config),
+    }
+
+
 async def _drive(daemon: Any, args: argparse.Namespace) -> list[dict[str, Any]]:
     import asyncio
 
     serve = asyncio.create_task(daemon.serve())
     try:
         results = []
+        if args.callers > 1:  # one alone, then N at once: the same daemon and engine
+            port = await _waiting(daemon, serve, conversations=0)
+            results.append(await _conversation(port, args.seconds, args.speed))
+            port = await _waiting(daemon, serve, conversations=1)
+            results += await asyncio.gather(*(_conversation(port, args.seconds, args.speed)
+                                              for _ in range(args.callers)))
+            await _waiting(daemon, serve, conversations=1 + args.callers)
+            return results
         for k in range(args.conversations):
             port = await _waiting(daemon, serve, conversations=k)
             results.append(await _conversation(port, args.seconds, args.speed))

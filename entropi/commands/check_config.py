@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 
 import yaml
 
 from entropi.commands import add_config_option, load_for_command
-from entropi.config import AsrSection, check_budget, masked_dump
+from entropi.config import AsrSection, Config, check_budget, masked_dump
 from entropi.engine.vram import estimate_vram_gb
 
 
@@ -39,16 +41,56 @@ def demo_model_warning(cfg) -> str | None:
             "use set hf_repo/hf_file (config.yaml: Qwen2.5-1.5B-Instruct) or gguf")
 
 
+def has_nvidia_gpu() -> bool:
+    """The NVIDIA driver lists a GPU (no torch import: check-config stays fast)."""
+    gpus = Path("/proc/driver/nvidia/gpus")
+    try:
+        return any(gpus.iterdir())
+    except OSError:
+        return False
+
+
+def first_day_warnings(cfg: Config, config_path: Path) -> list[str]:
+    """What would surprise an operator at the first start: the CPU, the gated model without a
+    token, gigabytes still to download (the service's start timeout runs meanwhile)."""
+    from entropi.commands.fetch import download_gb, plan
+
+    out = []
+    if cfg.runtime.device == "auto" and cfg.model.source != "tiny" and not has_nvidia_gpu():
+        out.append("warning: runtime.device: auto → cpu (no NVIDIA GPU found); PersonaPlex 7B "
+                   "on a CPU is far slower than real time")
+    missing = [i for i in plan(cfg) if not i.cached()]  # the cache only, no network
+    gated = any(i.name.startswith(f"{cfg.model.hf_repo}/") for i in missing)
+    if gated and cfg.model.hf_token is None and not _hub_token():
+        out.append(f"warning: HF_TOKEN not set: {cfg.model.hf_repo} is gated; accept its "
+                   "licence on Hugging Face and export HF_TOKEN (the service reads "
+                   "/etc/entropi/entropi.env)")
+    gb, unknown = download_gb(missing)
+    if gb or unknown:
+        more = f" and {unknown} of unknown size" if unknown else ""
+        out.append(f"warning: not cached: {gb:.1f} GB to download{more} at the first start; "
+                   f"run `entropi fetch --config {config_path}` first")
+    return out
+
+
+def _hub_token() -> bool:
+    from huggingface_hub import get_token
+
+    return bool(os.environ.get("HF_TOKEN") or get_token())
+
+
 def run(args: argparse.Namespace) -> int:
     cfg = load_for_command(args)
     budget = check_budget(cfg)
     from entropi.service.preflight import preflight
 
     preflight(cfg)  # the files and folders `run` would need, before any model loads
-    warning = demo_model_warning(cfg)
-    if warning:
+    warnings = [w for w in (demo_model_warning(cfg), *first_day_warnings(cfg, args.config))
+                if w]
+    for warning in warnings:
         print(warning, file=sys.stderr)
-    vram = {q: estimate_vram_gb(q, cfg.runtime.context_window)
+    slots = cfg.runtime.max_conversations
+    vram = {q: estimate_vram_gb(q, cfg.runtime.context_window, slots)
             for q in ("none", "int8", "int4", "fp8")}
     if args.json:
         print(json.dumps({
@@ -56,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
             "budget": dict(budget.rows()) | {"fits": budget.fits},
             "vram_estimate_gb": vram,
             "asr": asr_summary(cfg.asr),
+            "warnings": warnings,
         }, indent=2))
         return 0
     print(f"# {cfg.source_path}: OK")
@@ -64,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
     for name, value in budget.rows():
         print(f"  {name:<38} {value:>6}")
     print(f"\n# estimated GPU memory at context {cfg.runtime.context_window} "
-          "(PersonaPlex 7B, dep_q 8, Mimi included)")
+          f"(PersonaPlex 7B, dep_q 8, Mimi included"
+          f"{f'; {slots} conversations' if slots > 1 else ''})")
     auto = cfg.runtime.quantization == "auto"
     for q, est in vram.items():
         mark = "  <- selected" if q == cfg.runtime.quantization else ""

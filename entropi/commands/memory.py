@@ -214,7 +214,8 @@ def _purge(args, journal, store, transcript) -> int:
         return tag is None and (before is None or (when is not None and when < before))
 
     count = sum(1 for e in journal.read_all() if doomed(e))
-    windows = sum(1 for b in transcript.blocks() if doomed_window(b)) if transcript else 0
+    windows = (sum(1 for b in transcript.blocks() if doomed_window(b) and b.startswith("## "))
+               if transcript else 0)  # session headings go with their windows, uncounted
     everything = before is None and tag is None
     profile_exists = store.path.exists()
     if count == 0 and windows == 0 and not (everything and profile_exists):

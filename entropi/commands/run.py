@@ -34,21 +34,26 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--fast needs --input WAV (a microphone cannot run faster)")
     cfg = load_for_command(args)
     audio = {}
+    # Absolute but not resolve()d: a symlink loop is for preflight to name, not to crash on.
     if args.input is not None:
-        if not args.input.is_file():
+        if not args.input.exists() and not args.input.is_symlink():
             raise UsageError(f"--input: {args.input}: no such file")
-        audio |= {"input": "wav", "input_wav": args.input.resolve(), "fast": args.fast}
+        audio |= {"input": "wav", "input_wav": args.input.absolute(), "fast": args.fast}
     if args.output is not None:
-        audio |= {"output": "wav", "output_wav": args.output.resolve()}
+        audio |= {"output": "wav", "output_wav": args.output.absolute()}
     if audio:
         cfg = cfg.model_copy(update={"audio": cfg.audio.model_copy(update=audio)})
     from entropi.service.preflight import preflight
 
     preflight(cfg, args.summary_json)  # same checks as check-config, before any model loads
-    from entropi.engine.presets import with_hub_preset
+    from entropi.engine.presets import caller_voice_folders, with_hub_preset
 
+    user_voices = cfg.voice.prompt_dir
     cfg = with_hub_preset(cfg)  # NATF0.pt & co. from the hub's voices.tgz, before the model
+    voice_dirs = None
+    if cfg.audio.input == "websocket":  # the token was checked by preflight
+        voice_dirs = caller_voice_folders(user_voices, cfg)  # the 18 presets beside the user's
     from entropi.service.daemon import RunOptions, run_daemon
 
     return run_daemon(cfg, RunOptions(max_windows=args.max_windows,
-                                      summary_json=args.summary_json))
+                                      summary_json=args.summary_json, voice_dirs=voice_dirs))

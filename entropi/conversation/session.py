@@ -17,6 +17,7 @@ from entropi.clips.player import ClipPlayer, ThinkingClips
 from entropi.compaction.compactor import Compactor
 from entropi.config import Config
 from entropi.conversation.controller import PersonaPlexController, RunTotals
+from entropi.core.constants import FRAME_SECONDS
 from entropi.core.percentiles import percentile
 from entropi.hearing.turns import TurnTranscriber
 from entropi.memory.ledger import store_for
@@ -42,7 +43,7 @@ def summarize(totals: RunTotals, cfg: Config, seconds: float,
         "restart_ms_p50": percentile(totals.restart_ms, 50, 2),
         "distinct_prompts": len(set(totals.prompts)),
         "wall_seconds": round(seconds, 2),
-        "audio_seconds": round(totals.frames * 0.08, 2),
+        "audio_seconds": round(totals.frames * FRAME_SECONDS, 2),
         "output_wav": str(cfg.audio.output_wav) if cfg.audio.output == "wav" else None,
         "transcript_file": (str(cfg.conversation.transcript_file)
                             if cfg.conversation.transcript_file else None),
@@ -59,7 +60,8 @@ def summarize(totals: RunTotals, cfg: Config, seconds: float,
 class Session:
     def __init__(self, cfg: Config, worker: Any, client: Any, clips: ThinkingClips,
                  deadline: float, audio: AudioTransport, *, asr: TurnTranscriber | None,
-                 max_windows: int | None, on_window: Any = None, on_frame: Any = None) -> None:
+                 max_windows: int | None, on_window: Any = None, on_frame: Any = None,
+                 on_user_turn: Any = None) -> None:
         self.cfg = cfg
         self.audio = audio
         self.asr = asr
@@ -70,7 +72,8 @@ class Session:
                                    deadline_s=deadline, ledger_store=store_for(cfg.memory))
         self.controller = PersonaPlexController(
             cfg, worker, audio, self.compactor, self.memory, self.player,
-            max_windows=max_windows, on_window=on_window, on_frame=on_frame, asr=asr)
+            max_windows=max_windows, on_window=on_window, on_frame=on_frame, asr=asr,
+            on_user_turn=on_user_turn)
 
     async def run(self, drive: Callable[[PersonaPlexController], Awaitable[RunTotals]]
                   ) -> dict[str, Any]:
@@ -89,15 +92,14 @@ class Session:
 
     async def _flush(self, seconds: float) -> dict[str, Any]:
         totals, memory, compactor = self.controller.totals, self.memory, self.compactor
+        if totals.user_spoke:  # nobody spoke (a caller who hung up silent): nothing to keep
+            await memory.write_session_end(
+                f"Session ended after {totals.windows} windows "
+                f"({totals.frames * FRAME_SECONDS:.0f} s of audio).")
+        await memory.stop()  # its stats are final only now: the writers have drained
         summary = summarize(totals, self.cfg, seconds, self.audio.stats(), memory.stats())
         if self.asr is not None:
             summary |= {"asr_turns": self.asr.turns, "asr_failures": self.asr.failures}
-        if totals.frames:  # a stop before the first frame had no session to end
-            await memory.write_session_end(
-                f"Session ended after {totals.windows} windows "
-                f"({summary['audio_seconds']:.0f} s of audio).")
-        await memory.stop()
-        summary["memory_entries_written"] = memory.stats().get("entries_written")
         summary["llm_rejected_outputs"] = sum(
             n for k, n in compactor.counts.items() if k.startswith("rejected:"))
         return summary

@@ -9,7 +9,7 @@ else it stays a marker with its length ("[user spoke 3.1 s]").
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -29,10 +29,13 @@ MAX_TURN_FRAMES = round(25.0 / FRAME_SECONDS)
 
 class WindowTranscript:
     def __init__(self, asr: TurnTranscriber | None = None,
-                 carried: Sequence[PendingTurn] = ()) -> None:
+                 carried: Sequence[PendingTurn] = (),
+                 on_turn: Callable[[Utterance], None] | None = None) -> None:
         """``carried``: turns of the previous window still being transcribed at its end; their
-        words open this window."""
+        words open this window. ``on_turn``: called with each finished user turn once its
+        words are in (from the recogniser's thread when there is one)."""
         self._asr = asr
+        self._on_turn = on_turn
         self._items: list[Utterance | PendingTurn] = list(carried)
         self._agent: list[str] = []
         self._user_frames = 0
@@ -84,7 +87,14 @@ class WindowTranscript:
             future = None
             if self._asr is not None:
                 future = self._asr.submit(np.concatenate(self._audio))
-            self._items.append(PendingTurn(round(seconds, 1), self._speaker_name(), future))
+            turn = PendingTurn(round(seconds, 1), self._speaker_name(), future)
+            self._items.append(turn)
+            if self._on_turn is not None:
+                on_turn = self._on_turn
+                if future is None:
+                    on_turn(turn.utterance())
+                else:
+                    future.add_done_callback(lambda _: on_turn(turn.utterance()))
         self._user_frames = 0
         self._user_quiet = 0
         self._names = []

@@ -1,4 +1,6 @@
-"""structlog setup: human console lines on a TTY, JSON lines otherwise (journald).
+"""structlog setup: human console lines (coloured on a TTY), JSON lines only when asked
+(``logging.format: json``, for journald), and :func:`narrate` for the few plain lines a person
+starting the daemon reads (loading…, the page's URL, ready, the summary), whatever the format.
 
 Every line passes :func:`redact` last before rendering (stdlib loggers such as httpx's too):
 the values of known secrets (the config's ``${VAR}`` keys, secret-looking environment
@@ -35,12 +37,26 @@ _PATTERNS = [
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@:]+:[^/\s@]*@"), rf"\g<1>{MASK}@"),
 ]
 _secrets: set[str] = set()
+_secret_pattern: re.Pattern[str] | None = None
+
+
+def _spelled(secret: str) -> str:
+    """A pattern for ``secret`` however a server echoes it: any case, and any character
+    %-escaped (once or twice, hex in either case), as in a URL or a form body."""
+    parts = []
+    for char in secret:
+        escaped = "".join(f"%(?:25)?{b:02x}" for b in char.encode())
+        parts.append(f"(?:{re.escape(char)}|{escaped})")
+    return "".join(parts)
 
 
 def register_secret(value: str | None) -> None:
     """A value that must never appear in a log line (an API key read from the config)."""
-    if value and len(value) >= MIN_SECRET_LENGTH:
+    global _secret_pattern
+    if value and len(value) >= MIN_SECRET_LENGTH and value not in _secrets:
         _secrets.add(value)
+        ordered = sorted(_secrets, key=len, reverse=True)  # the longest wins an overlap
+        _secret_pattern = re.compile("|".join(_spelled(s) for s in ordered), re.IGNORECASE)
 
 
 def register_env_secrets(env: Mapping[str, str] | None = None) -> None:
@@ -52,9 +68,8 @@ def register_env_secrets(env: Mapping[str, str] | None = None) -> None:
 
 
 def redact(text: str) -> str:
-    for secret in sorted(_secrets, key=len, reverse=True):
-        if secret in text:
-            text = text.replace(secret, MASK)
+    if _secret_pattern is not None:
+        text = _secret_pattern.sub(MASK, text)
     for pattern, repl in _PATTERNS:
         text = pattern.sub(repl, text)
     return text
@@ -84,14 +99,17 @@ class _RedactingFilter(logging.Filter):
         return True
 
 
-def resolve_format(fmt: LogFormat, stream=None) -> Literal["console", "json"]:
-    if fmt != "auto":
-        return fmt
+def resolve_format(fmt: LogFormat) -> Literal["console", "json"]:
+    # auto is console wherever it goes (a pipe, journald): people read it first; machines
+    # ask for JSON explicitly.
+    return "json" if fmt == "json" else "console"
+
+
+def narrate(text: str, stream=None) -> None:
+    """One plain line for the person starting the daemon (stderr, flushed), whatever the log
+    format or TTY: the first thing they see, long before a model has loaded."""
     stream = stream or sys.stderr
-    # journald sets JOURNAL_STREAM; a pipe or file gets machine-readable lines too.
-    if os.environ.get("JOURNAL_STREAM") or not getattr(stream, "isatty", lambda: False)():
-        return "json"
-    return "console"
+    print(f"entropi: {redact(text)}", file=stream, flush=True)
 
 
 def configure_logging(level: str = "info", fmt: LogFormat = "auto", stream=None) -> None:
@@ -99,10 +117,11 @@ def configure_logging(level: str = "info", fmt: LogFormat = "auto", stream=None)
     register_env_secrets()
     numeric = logging.getLevelName(level.upper())
     renderer: structlog.typing.Processor
-    if resolve_format(fmt, stream) == "json":
+    if resolve_format(fmt) == "json":
         renderer = structlog.processors.JSONRenderer()
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=getattr(stream, "isatty", lambda: False)())
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

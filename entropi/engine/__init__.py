@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from entropi.engine.engine import Engine, FrameOut, PrimeStats, load_engine
+    from entropi.engine.slots import SlotPool
     from entropi.engine.worker import EngineWorker
 
-__all__ = ["Engine", "EngineWorker", "FrameOut", "PrimeStats", "load_engine"]
+__all__ = ["Engine", "EngineWorker", "FrameOut", "PrimeStats", "SlotPool", "load_engine"]
 
 
 def __getattr__(name: str) -> Any:
@@ -21,6 +22,10 @@ def __getattr__(name: str) -> Any:
         from entropi.engine.worker import EngineWorker
 
         return EngineWorker
+    if name == "SlotPool":
+        from entropi.engine.slots import SlotPool
+
+        return SlotPool
     if name in ("Engine", "FrameOut", "PrimeStats", "load_engine"):
         from entropi.engine import engine
 

@@ -97,6 +97,7 @@ class Engine:
         self._voices: OrderedDict[str, tuple[VoicePrompt, Snapshot]] = OrderedDict(
             {self.voice_key: (voice, self.snapshot)})
         self.voice_builds = 0  # snapshots built for other voices (cache misses)
+        self.voice_cache = 0  # voices kept beyond VOICE_CACHE (a batched engine: one per slot)
 
     def _take_snapshot(self) -> Snapshot:
         return Snapshot({"lm_gen": self.lm_gen, "lm": self.lm, "mimi": self.mimi})
@@ -206,7 +207,7 @@ class Engine:
             raise
 
     def _evict(self) -> None:
-        while len(self._voices) > VOICE_CACHE:
+        while len(self._voices) > max(VOICE_CACHE, self.voice_cache):
             oldest = next(k for k in self._voices if k != self._default_voice)
             del self._voices[oldest]
             log.info("voice_evicted", voice=Path(oldest).name)

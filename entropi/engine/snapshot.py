@@ -20,7 +20,7 @@ Saved = dict[str, Any]
 _SKIP_TYPES: tuple[type, ...] = ()
 
 
-def _skip(value: Any) -> bool:
+def not_state(value: Any) -> bool:
     global _SKIP_TYPES
     if not _SKIP_TYPES:
         from contextlib import ExitStack
@@ -31,7 +31,7 @@ def _skip(value: Any) -> bool:
     return value is None or callable(value) or isinstance(value, _SKIP_TYPES)
 
 
-def _filled(obj: Any) -> int | None:
+def kv_filled(obj: Any) -> int | None:
     """Slots written so far in a moshi ``RingKVCache`` that has not wrapped yet, else None.
 
     Slots past ``end_offset`` are masked out of attention until written again, so only the
@@ -46,7 +46,7 @@ def _filled(obj: Any) -> int | None:
 
 def _capture_obj(obj: Any) -> Saved:
     saved: Saved = {}
-    filled = _filled(obj)
+    filled = kv_filled(obj)
     for name, value in vars(obj).items():
         if name == "cache" and filled is not None:
             saved[name] = value[..., :filled, :].detach().clone()
@@ -54,7 +54,7 @@ def _capture_obj(obj: Any) -> Saved:
             saved[name] = value.detach().clone()
         elif isinstance(value, (bool, int, float)):
             saved[name] = value
-        elif not _skip(value) and hasattr(value, "__dict__"):
+        elif not not_state(value) and hasattr(value, "__dict__"):
             saved[name] = _capture_obj(value)  # e.g. RingKVCache inside an attention state
     return saved
 

@@ -114,6 +114,8 @@ def read_voice_wav(path: Path, max_seconds: float | None = None) -> np.ndarray:
         raise InputError(f"{path}: not a readable audio file ({exc}); give a WAV file") from None
     if pcm.ndim != 2 or pcm.shape[1] == 0:
         raise InputError(f"{path}: the audio is empty; record a few seconds of the voice")
+    if not np.isfinite(pcm[0]).all():  # float WAVs can hold NaN/inf: no level, no codes
+        raise InputError(f"{path}: holds NaN or infinite samples; export the voice again")
     mono = resample(np.asarray(pcm[0], dtype=np.float32), int(rate), SAMPLE_RATE)
     seconds = mono.size / SAMPLE_RATE
     if max_seconds is not None and seconds > max_seconds + 1e-6:

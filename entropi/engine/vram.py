@@ -11,8 +11,12 @@ KV_BYTES_PER_POSITION = 32 * 2 * 4096 * 2
 WORKSPACE_GB = 0.1  # CUDA graphs and allocator slack (measured peak - weights - KV is ~0.1)
 
 
-def estimate_vram_gb(quantization: str, context_window: int) -> dict[str, float]:
-    kv = KV_BYTES_PER_POSITION * context_window / GB
+def estimate_vram_gb(quantization: str, context_window: int,
+                     conversations: int = 1) -> dict[str, float]:
+    """``conversations`` > 1: a batched engine holds one KV cache per slot plus the
+    single-stream engine's own one (where a slot primes)."""
+    caches = conversations + 1 if conversations > 1 else 1
+    kv = KV_BYTES_PER_POSITION * context_window * caches / GB
     weights = WEIGHTS_GB[quantization]
     total = weights + kv + MIMI_GB + WORKSPACE_GB
     return {"weights_gb": weights, "kv_cache_gb": round(kv, 2), "mimi_gb": MIMI_GB,

@@ -18,6 +18,9 @@ from entropi.core.logs import get_logger
 
 log = get_logger(__name__)
 
+_MISSING = ("asr.backend is faster-whisper but the package is missing; install the extra: "
+            "pip install 'entropi[asr]' (or set asr.backend: none)")
+
 # Approximate weight memory of the CTranslate2 whisper models (float16 MB; int8 about half).
 _SIZES_MB = {"tiny": 75, "base": 145, "small": 485, "medium": 1530, "large": 3100,
              "distil-small": 335, "distil-medium": 790, "distil-large": 1510, "turbo": 1620}
@@ -76,9 +79,7 @@ class FasterWhisperTranscriber:
         try:
             from faster_whisper import WhisperModel
         except ImportError:
-            raise ModelError("asr.backend is faster-whisper but the package is missing; "
-                             "install the extra: pip install 'entropi[asr]' "
-                             "(or set asr.backend: none)") from None
+            raise ModelError(_MISSING) from None
         self.cfg = cfg
         self.device, self.compute_type = resolve_device(cfg)
         t0 = time.perf_counter()
@@ -94,7 +95,7 @@ class FasterWhisperTranscriber:
                              f"{str(exc).splitlines()[0] if str(exc) else ''} "
                              "(give a faster-whisper size such as base.en, a hub repo, or a "
                              "local CTranslate2 directory; or asr.backend: none)") from None
-        log.info("asr ready", model=cfg.model, device=self.device,
+        log.info("asr_ready", model=cfg.model, device=self.device,
                  compute_type=self.compute_type, load_s=round(time.perf_counter() - t0, 2))
 
     def transcribe(self, pcm16k: np.ndarray) -> str:
@@ -112,24 +113,48 @@ _MODEL_FILES = ["config.json", "preprocessor_config.json", "model.bin", "tokeniz
                 "vocabulary.*"]
 
 
-def model_dir(cfg: AsrSection) -> str:
-    """A local CTranslate2 directory as it is; a size name (``base.en``) or hub repo fetched
-    through huggingface_hub: cached, offline afterwards, and with its progress bars (which
-    faster-whisper's own download turns off) so a first run on a terminal shows progress."""
+def _model_repo(cfg: AsrSection) -> Path | str:
+    """The local directory, or the hub repo a size name stands for (nothing fetched)."""
     path = Path(cfg.model).expanduser()
     if path.is_dir():
-        return str(path)
+        missing = [f for f in ("config.json", "model.bin") if not (path / f).is_file()]
+        if missing:
+            raise ModelError(f"asr.model {cfg.model!r}: the folder has no {missing[0]}; give "
+                             "a CTranslate2 whisper model directory")
+        return path
     if cfg.model.startswith(("/", ".", "~")):
         raise ModelError(f"asr.model {cfg.model!r}: no such directory (a CTranslate2 whisper "
                          "model directory, a faster-whisper size such as base.en, or a hub "
                          "repo)")
-    from faster_whisper.utils import _MODELS
-    from huggingface_hub import snapshot_download
-
+    try:
+        from faster_whisper.utils import _MODELS
+    except ImportError:
+        raise ModelError(_MISSING) from None
     repo = _MODELS.get(cfg.model, cfg.model)
-    if "/" not in repo:
+    if "/" not in repo or repo.count("/") != 1 or not all(repo.split("/")):
         raise ModelError(f"asr.model {cfg.model!r} is neither a directory, a faster-whisper "
                          f"size ({', '.join(sorted(_MODELS))}) nor a hub repo (owner/name)")
+    return repo
+
+
+def check_model(cfg: AsrSection) -> None:
+    """What ``run`` would refuse about ``asr.model`` before loading it: a bad name, a folder
+    that is no model and, offline, a model not cached yet (never downloads)."""
+    from huggingface_hub import constants
+
+    if isinstance(_model_repo(cfg), str) and constants.HF_HUB_OFFLINE:
+        model_dir(cfg)  # offline: the cache lookup alone
+
+
+def model_dir(cfg: AsrSection) -> str:
+    """A local CTranslate2 directory as it is; a size name (``base.en``) or hub repo fetched
+    through huggingface_hub: cached, offline afterwards, and with its progress bars (which
+    faster-whisper's own download turns off) so a first run on a terminal shows progress."""
+    repo = _model_repo(cfg)
+    if isinstance(repo, Path):
+        return str(repo)
+    from huggingface_hub import snapshot_download
+
     try:
         return snapshot_download(repo, allow_patterns=_MODEL_FILES,
                                  cache_dir=str(cfg.cache_dir) if cfg.cache_dir else None)

@@ -44,7 +44,7 @@ def open_kyutai(asr: AsrSection, model: ModelSection) -> KyutaiTranscriber:
     from entropi.engine.stt import load_stt
 
     stream, device = load_stt(asr, model)
-    log.info("asr ready", backend="kyutai", model=stream.name, device=device,
+    log.info("asr_ready", backend="kyutai", model=stream.name, device=device,
              delay_frames=stream.delay)
     # The engine pauses during a window's handover: wait for the delay's frames only as long
     # as a live stream takes to make them; what is not out by then joins the next turn.

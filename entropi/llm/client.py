@@ -9,11 +9,13 @@ Failures become :class:`ChatError` with a short ``reason`` ("timeout", "http 500
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import email.utils
 import hashlib
 import json
 import os
 import random
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -86,6 +88,25 @@ def _retry_after_seconds(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
+# The conversation of the request in flight (per task): what an error body must not repeat.
+_SENT: contextvars.ContextVar[str] = contextvars.ContextVar("entropi_llm_sent", default="")
+_ECHO_RUN = 12  # letters and digits in a row shared with the request: an echo, withheld
+
+
+def _letters(text: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", text.lower())  # blind to case, spacing and escaping
+
+
+def _scrub(text: str) -> str:
+    """``text`` unless it repeats any of the request's conversation (a server that echoes
+    the request in its error would put the user's words into the logs)."""
+    sent, said = _letters(_SENT.get()), _letters(text)
+    if sent and any(said[i:i + _ECHO_RUN] in sent
+                    for i in range(max(0, len(said) - _ECHO_RUN + 1))):
+        return f"(a {len(text)}-character message that repeats the request, withheld)"
+    return text
+
+
 def _error_text(body: bytes) -> str:
     """The server's own error message, if any, kept short for one log/error line."""
     try:
@@ -95,7 +116,7 @@ def _error_text(body: bytes) -> str:
         text = str(msg)
     except (ValueError, AttributeError):
         text = body.decode("utf-8", "replace")
-    return " ".join(text.split())[:160]
+    return _scrub(" ".join(text.split())[:160])
 
 
 class ChatClient:
@@ -204,6 +225,7 @@ class ChatClient:
 
     async def _once(self, body: dict[str, Any]) -> tuple[str, bool, str | None]:
         url = f"{self.base_url}/chat/completions"
+        sent = _SENT.set("\n".join(str(m.get("content", "")) for m in body["messages"]))
         try:
             async with self._http.stream("POST", url, json=body) as resp:
                 if resp.status_code != 200:
@@ -224,6 +246,8 @@ class ChatClient:
             log.warning("llm_unreachable", backend=self.backend, error=type(exc).__name__)
             raise ChatError(f"{self.label}: cannot reach the server ({type(exc).__name__})",
                             "unreachable") from None
+        finally:
+            _SENT.reset(sent)
 
     def _raise_for_status(self, resp: httpx.Response, raw: bytes) -> None:
         status = resp.status_code
@@ -259,7 +283,7 @@ class ChatClient:
             text = choice["message"]["content"] or ""
         except (KeyError, IndexError, TypeError):
             log.warning("llm_invalid_json", backend=self.backend,
-                        body=raw[:80].decode("utf-8", "replace"))
+                        body=_scrub(raw[:80].decode("utf-8", "replace")))
             raise ChatError(f"{self.label}: the reply is not chat-completion JSON",
                             "invalid json") from None
         if choice.get("finish_reason") == "error":
@@ -288,7 +312,8 @@ class ChatClient:
                 try:
                     event = json.loads(data)
                 except ValueError:
-                    log.warning("llm_invalid_json", backend=self.backend, data=data[:80])
+                    log.warning("llm_invalid_json", backend=self.backend,
+                                data=_scrub(data[:80]))
                     raise ChatError(f"{self.label}: a stream event is not JSON",
                                     "invalid json") from None
                 if not isinstance(event, dict):

@@ -14,11 +14,12 @@ log = get_logger(__name__)
 
 
 @asynccontextmanager
-async def open_llm(section: SecondaryModelSection) -> AsyncIterator[ChatClient]:
+async def open_llm(section: SecondaryModelSection,
+                   parallel: int = 2) -> AsyncIterator[ChatClient]:
     """Yield a client; for ``backend: embedded`` start llama.cpp first and stop it after."""
     server = None
     if section.backend == "embedded":
-        server = EmbeddedServer(section.embedded)
+        server = EmbeddedServer(section.embedded, parallel=parallel)
         await server.start()
     try:
         client = ChatClient(section, base_url=server.base_url if server else None)

@@ -19,6 +19,7 @@ from entropi.core.files import (
     append_durable,
     ensure_private_dir,
     locked,
+    read_regular,
     read_tail,
     write_private,
 )
@@ -95,7 +96,7 @@ class Journal:
     def read_file(self, path: Path) -> tuple[list[JournalEntry], int]:
         """Entries of one day file and its count of torn blocks; errors name file+line."""
         try:
-            raw = path.read_bytes()
+            raw = read_regular(path)
         except OSError as exc:
             raise MemoryFileError(f"{path}: cannot read: {exc.strerror}") from None
         if path.name.endswith(ENCRYPTED):
@@ -154,7 +155,7 @@ class Journal:
     def purge_stamp(self) -> bytes:
         """Changes whenever something was deleted, so a running daemon drops its copy."""
         try:
-            return self.purge_stamp_path.read_bytes()
+            return read_regular(self.purge_stamp_path)
         except FileNotFoundError:
             return b""
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from entropi.core.crypto import Cipher
 from entropi.core.errors import MemoryFileError
-from entropi.core.files import ensure_private_dir, locked, write_private
+from entropi.core.files import ensure_private_dir, locked, read_regular, write_private
 
 FERNET_PREFIX = b"gAAAAA"  # every Fernet token starts with version byte 0x80
 
@@ -31,7 +31,7 @@ class EncryptedJsonFile:
     def read(self) -> bytes | None:
         """The plain JSON bytes, or None when there is no file yet."""
         try:
-            raw = self.path.read_bytes()
+            raw = read_regular(self.path)  # a FIFO here must not hang the daemon
         except FileNotFoundError:
             return None
         except OSError as exc:

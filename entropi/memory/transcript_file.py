@@ -1,6 +1,8 @@
 """``conversation.transcript_file``: what was said, window by window; private like the journal.
 
-One block per window, headed ``## window N  YYYY-MM-DD HH:MM:SS – HH:MM:SS`` (UTC). With
+One block per window, headed ``## window N  YYYY-MM-DD HH:MM:SS – HH:MM:SS`` (UTC); each
+conversation's first window follows a ``# session YYYY-MM-DD HH:MM:SS UTC`` block, so a second
+run's windows (numbered from 1 again) are told apart. With
 ``memory.encryption_key_env`` set, each block is written as one Fernet token line instead,
 so the transcript is no less protected than the journal. ``memory purge`` and ``memory
 forget`` rewrite it (atomically, under the same lock the writer takes) like the journal.
@@ -14,10 +16,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from entropi.core.crypto import Cipher
-from entropi.core.files import append_durable, locked, make_private_dirs, write_private
+from entropi.core.files import (
+    append_durable,
+    locked,
+    make_private_dirs,
+    read_regular,
+    write_private,
+)
 from entropi.text.utterance import Utterance, render_transcript
 
-_HEADING = re.compile(r"^## window \d+ +(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", re.M)
+_HEADING = re.compile(r"^(?:## window \d+|# session) +(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", re.M)
 _TOKEN = re.compile(rb"^gAAAAA[A-Za-z0-9_=-]+$")  # a Fernet token (version byte 0x80)
 
 
@@ -47,7 +55,7 @@ class TranscriptFile:
         """Every window's block, decrypted; plain blocks written before encryption was
         turned on are read too."""
         try:
-            raw = self.path.read_bytes()
+            raw = read_regular(self.path)
         except FileNotFoundError:
             return []
         out: list[str] = []
@@ -112,4 +120,7 @@ def append_window(path: Path, window: int, started: datetime, ended: datetime,
     body = render_transcript(utterances) or "(nothing said)"
     text = (f"## window {window}  {started:%Y-%m-%d %H:%M:%S} – {ended:%H:%M:%S}\n{body}\n"
             f"next prompt: {prompt}\n\n")
-    TranscriptFile(path, cipher).append(text)
+    file = TranscriptFile(path, cipher)
+    if window == 1:  # a new conversation: its own heading (a block, dated like a window)
+        file.append(f"# session {started:%Y-%m-%d %H:%M:%S} UTC\n\n")
+    file.append(text)

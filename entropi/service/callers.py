@@ -19,7 +19,7 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from entropi.core.errors import ConfigError, InputError
-from entropi.core.logs import get_logger
+from entropi.core.logs import get_logger, narrate
 from entropi.transports.websocket.feed import LiveFeed
 from entropi.transports.websocket.server import ChatServer
 
@@ -36,26 +36,28 @@ async def serve_callers(daemon: Daemon, worker: Any, client: Any, clips: Any,
                         deadline: float) -> None:
     cfg = daemon.cfg
     daemon.feed = LiveFeed()
-    server = ChatServer(cfg, daemon.feed, status=daemon.live_status)
+    server = ChatServer(cfg, daemon.feed, status=daemon.live_status,
+                        voice_dirs=daemon.opts.voice_dirs)
     await server.start()
+    narrate(f"ready: open {server.url} to talk (or connect moshi's client to port {server.port})")
     daemon.notifier.ready(status=f"waiting for a caller on port {server.port}")
     call: WebSocketTransport | None = None
 
     def idle() -> bool:
         return call is None or call.waiting_for_input
 
-    pinger = asyncio.create_task(_watchdog(daemon, idle), name="watchdog-pinger")
+    pinger = asyncio.create_task(watchdog(daemon, idle), name="watchdog-pinger")
     conversations = 0
     voice_clips: dict[str, tuple[Any, float]] = {cfg.voice.prompt_file: (clips, deadline)}
     try:
         while not daemon.stop_requested.is_set():
             daemon.set_state("waiting", port=server.port, conversations=conversations)
-            call = await _next_call(server, daemon.stop_requested)
+            call = await next_call(server, daemon.stop_requested)
             if call is None:
                 break
             call_cfg = call.request.config(cfg)
             try:
-                call_clips, call_deadline = await _use_voice(worker, call_cfg, voice_clips)
+                call_clips, call_deadline = await use_voice(worker, call_cfg, voice_clips)
             except (InputError, ConfigError) as exc:
                 server.refused += 1
                 log.warning("call_refused", remote=call.remote, reason=str(exc))
@@ -67,6 +69,7 @@ async def serve_callers(daemon: Daemon, worker: Any, client: Any, clips: Any,
                 server.release()
                 continue
             conversations += 1
+            daemon.feed.new_call(conversation=conversations, voice=call_cfg.voice.prompt_file)
             daemon.set_state("priming", conversation=conversations, remote=call.remote,
                              window=0)
             daemon.on_live = call.go_live
@@ -93,12 +96,13 @@ async def serve_callers(daemon: Daemon, worker: Any, client: Any, clips: Any,
         await server.stop()
 
 
-async def _use_voice(worker: Any, cfg: Any,
-                     voice_clips: dict[str, tuple[Any, float]]) -> tuple[Any, float]:
-    """Prime the call's voice (on the engine's thread) and pick its thinking clips."""
+async def use_voice(worker: Any, cfg: Any, voice_clips: dict[str, tuple[Any, float]],
+                     slot: Any = None) -> tuple[Any, float]:
+    """Prime the call's voice (on the engine's thread; into ``slot`` when batched) and pick
+    its thinking clips."""
     from entropi.clips.render import thinking_clips
 
-    await worker.use_voice(cfg.voice.prompt_path)
+    await (slot or worker).use_voice(cfg.voice.prompt_path)
     name = cfg.voice.prompt_file
     if name not in voice_clips:
         clips = await worker.call(thinking_clips, worker.engine, cfg, False)
@@ -107,7 +111,7 @@ async def _use_voice(worker: Any, cfg: Any,
     return voice_clips[name]
 
 
-async def _next_call(server: ChatServer, stop: asyncio.Event) -> WebSocketTransport | None:
+async def next_call(server: ChatServer, stop: asyncio.Event) -> WebSocketTransport | None:
     getter = asyncio.ensure_future(server.next_call())
     stopper = asyncio.ensure_future(stop.wait())
     await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -120,7 +124,7 @@ async def _next_call(server: ChatServer, stop: asyncio.Event) -> WebSocketTransp
     return None
 
 
-async def _watchdog(daemon: Daemon, idle) -> None:
+async def watchdog(daemon: Daemon, idle) -> None:
     while True:
         await asyncio.sleep(_PING_SECONDS)
         if idle():

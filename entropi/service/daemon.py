@@ -27,13 +27,15 @@ from entropi.conversation.controller import PersonaPlexController, RunTotals, St
 from entropi.conversation.session import Session
 from entropi.core.errors import EntropiError
 from entropi.core.files import write_private
-from entropi.core.logs import get_logger
+from entropi.core.logs import get_logger, narrate
 from entropi.hearing.asr import open_transcriber
 from entropi.hearing.kyutai import KyutaiTranscriber
 from entropi.hearing.turns import TurnTranscriber
 from entropi.llm.session import open_llm
+from entropi.service.paths import guarded
 from entropi.service.sdnotify import Notifier
 from entropi.service.status import RunLock, lock_path, write_status
+from entropi.text.utterance import Utterance
 from entropi.transports.base import AudioTransport, status_info
 from entropi.transports.factory import open_transport
 
@@ -48,6 +50,8 @@ EXIT_STOP_TIMEOUT = 75  # EX_TEMPFAIL: graceful stop overran service.stop_timeou
 class RunOptions:
     max_windows: int | None = None
     summary_json: Path | None = None
+    # Where a web caller's voice_prompt is looked up (None: voice.prompt_dir only).
+    voice_dirs: tuple[Path, ...] | None = None
 
 
 class Daemon:
@@ -78,14 +82,14 @@ class Daemon:
         self._signals += 1
         name = signal.Signals(signum).name
         if self._signals > 1:
-            log.warning("second signal: exiting now", signal=name)
+            log.warning("second_signal", signal=name, action="exiting now")
             os._exit(128 + signum)
         log.info("stopping", signal=name)
         self.notifier.stopping()
         if self._loading:
             # The model load runs in a thread that cannot be interrupted, and nothing has
             # been said or written yet: leave now rather than after priming window 1.
-            log.info("stopped during model load")
+            log.info("stopped_during_model_load")
             self._write_status(self._live | {"state": "stopped"})
             sys.stdout.flush()
             sys.stderr.flush()
@@ -134,6 +138,10 @@ class Daemon:
         """An event for the web page's live view (nothing when no server runs)."""
         if self.feed is not None:
             self.feed.publish(kind, **data)
+
+    def _on_user_turn(self, turn: Utterance) -> None:
+        # The page shows the user's words beside the agent's (a marker without a recogniser).
+        self.publish("user_text", text=turn.text, seconds=turn.seconds, name=turn.name)
 
     def set_state(self, state: str, **extra: Any) -> None:
         self._live.update(state=state, **extra)
@@ -184,15 +192,20 @@ class Daemon:
     # ------------------------------------------------------------------ lifecycle
 
     async def serve(self) -> int:
-        from entropi.engine import EngineWorker  # torch loads here, not at import
-
         cfg = self.cfg
-        lock = _run_lock(cfg)  # before anything loads: a second daemon stops here
+        lock = _run_lock(cfg, self.opts.summary_json)  # before anything, torch included
         try:
-            return await self._serve(EngineWorker)
+            # Every up-front refusal (preflight, the lock) stays one line; now the first line
+            # a person sees, before torch is even imported (seconds on a cold disk).
+            narrate(f"loading {model_label(cfg)} on {cfg.runtime.device} (a first start "
+                    "downloads it; `entropi fetch` does that ahead)…")
+            from entropi.engine import EngineWorker, SlotPool  # torch loads here, not at import
+
+            # B > 1 only with websocket callers (preflight says so before anything loads).
+            batched = cfg.runtime.max_conversations > 1 and cfg.audio.input == "websocket"
+            return await self._serve(SlotPool if batched else EngineWorker)
         finally:
-            if lock is not None:
-                lock.release()
+            lock.release()
 
     async def _serve(self, engine_worker: Any) -> int:
         loop = asyncio.get_running_loop()
@@ -210,10 +223,6 @@ class Daemon:
 
     async def _load_and_converse(self, engine_worker: Any, t_start: float) -> int:
         cfg = self.cfg
-        if cfg.audio.input == "discord":  # a missing token fails now, not after the model
-            from entropi.transports.discord import require_token
-
-            require_token(cfg)
         self.notifier.status("loading model")
         # The recogniser first: a bad asr.model is one clear line before the big model loads.
         transcriber = await asyncio.to_thread(open_transcriber, cfg.asr, cfg.model)
@@ -229,7 +238,7 @@ class Daemon:
             self._loading = False
         try:
             if self._stop_before_ready:
-                log.info("stopped before the first window")
+                log.info("stopped_before_first_window")
                 return EXIT_OK
             budget = check_budget(cfg, voice_frames=worker.engine.voice_frames)
             # The persona's own rendered clips (rendered here, before READY, if needed).
@@ -237,10 +246,11 @@ class Daemon:
 
             clips = await worker.call(thinking_clips, worker.engine, cfg)
             deadline = cfg.secondary_model.deadline_seconds or clips.longest_seconds + 1.0
-            log.info("engine ready", voice_frames=budget.voice_frames,
-                     context=budget.context_window, needed=budget.needed,
-                     load_s=round(time.perf_counter() - t_start, 2),
+            load_s = round(time.perf_counter() - t_start, 2)
+            log.info("engine_ready", voice_frames=budget.voice_frames,
+                     context=budget.context_window, needed=budget.needed, load_s=load_s,
                      **worker.engine.memory_stats())
+            narrate(f"model loaded in {load_s:.0f} s; starting the LLM and audio…")
             return await self._converse(worker, clips, deadline, t_start)
         finally:
             await worker.close()
@@ -250,8 +260,14 @@ class Daemon:
     async def _converse(self, worker, clips: ThinkingClips, deadline: float,
                         t_start: float) -> int:
         cfg = self.cfg
-        async with open_llm(cfg.secondary_model) as client:
-            if cfg.audio.input == "websocket":
+        # Two LLM slots per conversation: its memory directive never queues behind a prompt.
+        async with open_llm(cfg.secondary_model,
+                            parallel=2 * cfg.runtime.max_conversations) as client:
+            if cfg.audio.input == "websocket" and cfg.runtime.max_conversations > 1:
+                from entropi.service.many import serve_many
+
+                await serve_many(self, worker, client, clips, deadline)
+            elif cfg.audio.input == "websocket":
                 from entropi.service.callers import serve_callers
 
                 await serve_callers(self, worker, client, clips, deadline)
@@ -259,8 +275,10 @@ class Daemon:
                 audio = open_transport(cfg)
                 await audio.start()
                 self.notifier.ready(status="ready: priming first window")
-                log.info("ready", load_s=round(time.perf_counter() - t_start, 2),
-                         deadline_s=round(deadline, 2), clips=len(clips))
+                load_s = round(time.perf_counter() - t_start, 2)
+                log.info("ready", load_s=load_s, deadline_s=round(deadline, 2), clips=len(clips))
+                narrate(f"ready after {load_s:.0f} s: {audio_label(cfg)}; Ctrl-C or SIGTERM "
+                        "stops cleanly")
                 await self.converse(cfg, worker, client, clips, deadline, audio)
         return EXIT_OK
 
@@ -269,7 +287,7 @@ class Daemon:
         """One conversation on ``audio`` (the local one, or a caller's): prime, talk, flush."""
         session = Session(cfg, worker, client, clips, deadline, audio, asr=self._asr,
                           max_windows=self.opts.max_windows, on_window=self._on_window,
-                          on_frame=self._on_frame)
+                          on_frame=self._on_frame, on_user_turn=self._on_user_turn)
         self.controller = session.controller
         if self._stop_before_ready:
             session.controller.request_stop()
@@ -296,7 +314,7 @@ class Daemon:
         while not controller.stopping:
             await asyncio.sleep(0.05)
         await asyncio.sleep(self.cfg.service.stop_timeout_seconds)
-        log.error("graceful stop overran", timeout_s=self.cfg.service.stop_timeout_seconds)
+        log.error("graceful_stop_overran", timeout_s=self.cfg.service.stop_timeout_seconds)
         os._exit(EXIT_STOP_TIMEOUT)
 
 
@@ -316,9 +334,9 @@ def run_daemon(cfg: Config, opts: RunOptions) -> int:
         code = EXIT_CRASH
         daemon.notifier.stopping()
     if daemon.summary:
-        log.info("run summary", **daemon.summary)
-        if sys.stdout.isatty():  # a person is watching: the log line is for machines
-            print(human_summary(daemon.summary))
+        log.info("run_summary", **daemon.summary)
+        # For the person who started it, whatever the TTY (journald keeps it too).
+        print(human_summary(daemon.summary), file=sys.stderr, flush=True)
         if opts.summary_json is not None:
             try:
                 write_private(opts.summary_json, json.dumps(daemon.summary, indent=2).encode())
@@ -328,16 +346,30 @@ def run_daemon(cfg: Config, opts: RunOptions) -> int:
     return code
 
 
-def _run_lock(cfg: Config) -> RunLock | None:
-    """Lock the run's files (status, WAV, journal) against a second daemon, or say who has."""
-    fallback = (cfg.memory.journal_dir if cfg.memory.enabled else
-                cfg.audio.output_wav if cfg.audio.output == "wav" else None)
-    path = lock_path(cfg.service.status_file, fallback)
-    if path is None:
-        return None
-    lock = RunLock(path)
+def _run_lock(cfg: Config, summary_json: Path | None) -> RunLock:
+    """Lock the run's files (status, WAV, transcript, journal, profile…) against a second
+    daemon, or say which pid has them."""
+    lock = RunLock(lock_path(cfg.service.status_file), guarded(cfg, summary_json))
     lock.acquire()
     return lock
+
+
+def model_label(cfg: Config) -> str:
+    m = cfg.model
+    if m.source == "tiny":
+        return "the tiny demo model"
+    if m.source == "local":
+        return f"PersonaPlex from {m.moshi_weight}"
+    return f"PersonaPlex ({m.hf_repo})"
+
+
+def audio_label(cfg: Config) -> str:
+    a = cfg.audio
+    heard = {"device": f"listening on {a.input_device or 'the default microphone'}",
+             "wav": f"reading {a.input_wav}", "discord": "in the Discord voice channel"}
+    said = {"device": f"speaking on {a.output_device or 'the default speaker'}",
+            "wav": f"writing {a.output_wav}", "discord": "speaking there"}
+    return f"{heard.get(a.input, a.input)}, {said.get(a.output, a.output)}"
 
 
 def human_summary(s: dict[str, Any]) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from entropi.config import Config
 from entropi.core.errors import ConfigError, InputError, ModelError
+from entropi.service.paths import check_paths
 from entropi.transports.websocket.protocol import Access
 
 _AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
@@ -23,20 +24,33 @@ _AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 
 def preflight(cfg: Config, summary_json: Path | None = None) -> None:
     """Raise the first problem ``run`` would hit with ``cfg``; return quietly otherwise."""
+    check_paths(cfg, summary_json)  # stat only: nothing below opens a FIFO or a loop
     _check_model_files(cfg)
     _check_voice(cfg)
     _check_clips(cfg)
     _check_gguf(cfg)
     _check_audio(cfg)
+    _check_conversations(cfg)
     _check_outputs(cfg, summary_json)
     _check_llm_key(cfg)
-    if cfg.audio.input == "websocket":
-        Access.load(cfg)  # a non-loopback bind without a token, a bad tokens file
+    _check_transport(cfg)
+    _check_asr(cfg)
     if cfg.memory.encryption_key_env:
         from entropi.core.crypto import cipher_from_env
 
         cipher_from_env(cfg.memory.encryption_key_env)
     _check_persona_tokens(cfg)
+
+
+def _check_conversations(cfg: Config) -> None:
+    """B > 1 conversations share one batched model: only websocket callers come B at once."""
+    b = cfg.runtime.max_conversations
+    if b > 1 and cfg.audio.input != "websocket":
+        raise ConfigError(f"runtime.max_conversations: {b} needs audio.input: websocket "
+                          f"(audio.input: {cfg.audio.input} is one conversation); set it to 1")
+    if b > 1 and cfg.asr.backend == "kyutai":
+        raise ConfigError(f"runtime.max_conversations: {b} does not run with asr.backend: "
+                          f"kyutai yet (one STT stream); use another backend or set it to 1")
 
 
 # --------------------------------------------------------------------------- inputs
@@ -71,16 +85,16 @@ def _check_voice(cfg: Config) -> None:
     _existing_file(path, "voice.prompt_file", "voice file")
     max_seconds = cfg.voice.max_prompt_seconds
     if path.suffix.lower() in _AUDIO_SUFFIXES:
-        from entropi.audio.wav import audio_seconds, read_wav
+        from entropi.audio.wav import audio_seconds
+        from entropi.engine.voice import read_voice_wav
 
-        seconds = audio_seconds(path)  # the header alone for a WAV
-        if seconds is None:
-            seconds = read_wav(path).size / 24_000
-        if seconds == 0:
-            raise InputError(f"{path}: the audio is empty; record a few seconds of the voice")
-        if seconds > max_seconds + 1e-6:
+        seconds = audio_seconds(path)  # the header first: a long WAV is never decoded
+        if seconds is not None and seconds > max_seconds + 1e-6:
             raise InputError(f"{path}: {seconds:.1f} s is longer than "
                              f"voice.max_prompt_seconds ({max_seconds:g} s); trim the WAV")
+        # Then decoded as the engine will (a few seconds): unreadable or silent is refused
+        # here, not after the model loaded.
+        read_voice_wav(path, max_seconds)
         return
     from entropi.engine.voice import load_voice_file
 
@@ -102,10 +116,9 @@ def _check_gguf(cfg: Config) -> None:
         return
     key = "secondary_model.embedded.gguf"
     _existing_file(gguf, key, "GGUF model file")
-    with open(gguf, "rb") as f:
-        if f.read(4) != b"GGUF":
-            raise ConfigError(f"{key}: {gguf} is not a GGUF file (no GGUF magic); give a "
-                              "llama.cpp .gguf model")
+    from entropi.llm.gguf import check_gguf
+
+    check_gguf(gguf, key)  # metadata and tensor table: a garbage body fails here
 
 
 def _check_audio(cfg: Config) -> None:
@@ -114,10 +127,6 @@ def _check_audio(cfg: Config) -> None:
         return
     from entropi.audio.wav import open_wav_source
 
-    if a.output == "wav" and a.output_wav is not None and \
-            a.output_wav.resolve() == a.input_wav.resolve():
-        raise InputError(f"audio.output_wav: {a.output_wav} is also the input; "
-                         "write to another file")
     open_wav_source(a.input_wav).close()  # header checks; a long WAV is never decoded here
 
 
@@ -128,6 +137,36 @@ def _check_llm_key(cfg: Config) -> None:
             not os.environ.get("OPENROUTER_API_KEY"):
         raise ConfigError("secondary_model.api_key: backend openrouter needs a key; export "
                           "OPENROUTER_API_KEY or set api_key: ${OPENROUTER_API_KEY}")
+
+
+def _check_transport(cfg: Config) -> None:
+    """Tokens and TLS files the transport needs, as it will read them."""
+    if cfg.audio.input == "websocket":
+        from entropi.transports.websocket.server import tls_context
+
+        Access.load(cfg)  # a non-loopback bind without a token, a bad tokens file
+        tls_context(cfg.server)  # the PEMs decoded, the key matching the certificate
+    elif cfg.audio.input == "discord":
+        from entropi.transports.discord import require_token
+
+        require_token(cfg)
+
+
+def _check_asr(cfg: Config) -> None:
+    """The recogniser's model named right and, offline, already on disk."""
+    asr = cfg.asr
+    if asr.backend == "faster-whisper":
+        from entropi.hearing.asr import check_model
+
+        check_model(asr)
+    elif asr.backend == "kyutai" and asr.kyutai_source == "hub":
+        from huggingface_hub import constants, try_to_load_from_cache
+
+        cached = try_to_load_from_cache(asr.kyutai_repo, "config.json")
+        if constants.HF_HUB_OFFLINE and not isinstance(cached, str):
+            raise ModelError(f"asr.kyutai_repo {asr.kyutai_repo!r} is not cached and "
+                             "HF_HUB_OFFLINE is set; connect once to cache it, or set "
+                             "asr.backend: faster-whisper or none")
 
 
 # --------------------------------------------------------------------------- outputs
@@ -149,6 +188,7 @@ def _check_creatable(path: Path, key: str) -> None:
 
 
 def writable_file(path: Path, key: str) -> None:
+    path = Path(os.path.realpath(path))  # a dangling symlink is written through: its target
     if path.is_dir():
         raise ConfigError(f"{key}: {path} is a folder; give a file name")
     if path.exists():
@@ -160,6 +200,7 @@ def writable_file(path: Path, key: str) -> None:
 
 
 def writable_dir(path: Path, key: str) -> None:
+    path = Path(os.path.realpath(path))
     if path.exists():
         if not path.is_dir():
             raise ConfigError(f"{key}: {path} is not a folder; give a folder path")

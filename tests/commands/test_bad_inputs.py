@@ -152,6 +152,10 @@ CASES: list[tuple[str, Any, list[str]]] = [
      ["conversation.base_persona:", "exceed conversation.prompt_token_budget 20"]),
     ("openrouter-without-key", lambda t, d: _set(d, "secondary_model.backend", "openrouter"),
      ["secondary_model.api_key:", "needs a key"]),
+    ("conversations-without-websocket", lambda t, d: _set(d, "runtime.max_conversations", 3),
+     ["runtime.max_conversations: 3 needs audio.input: websocket"]),
+    ("conversations-over-64", lambda t, d: _set(d, "runtime.max_conversations", 65),
+     ["runtime.max_conversations:"]),
     ("local-model-missing", lambda t, d: d.update(model={
         "source": "local", "moshi_weight": str(t / "none.safetensors"),
         "mimi_weight": str(t / "none"), "tokenizer": str(t / "none")}),
@@ -193,7 +197,7 @@ CASES: list[tuple[str, Any, list[str]]] = [
     ("input-no-samples", _key("audio.input_wav", _file("n.wav", wav_bytes(24_000, 0))),
      ["n.wav: contains no audio samples"]),
     ("input-is-output", lambda t, d: _set(d, "audio.output_wav", d["audio"]["input_wav"]),
-     ["audio.output_wav:", "is also the input"]),
+     ["audio.output_wav:", "is the same file as audio.input_wav"]),
     # ---- GGUF
     ("gguf-missing", _key("secondary_model.embedded.gguf", lambda t: t / "m.gguf"),
      ["secondary_model.embedded.gguf:", "m.gguf: no such GGUF model file"]),

@@ -65,14 +65,16 @@ def test_check_config_json_masks_secrets(tmp_path):
         "secondary_model": {"backend": "openrouter", "api_key": "${OPENROUTER_API_KEY}"},
         "model": {"hf_token": "${HF_TOKEN}"}}, tmp_path)))
     secrets = {"OPENROUTER_API_KEY": "sk-or-v1-supersecret", "HF_TOKEN": "hf_alsosecret"}
-    proc = entropi("check-config", "--config", str(path), "--json", env=secrets)
+    # Online: `run` would fetch base.en first (offline and uncached, both commands refuse it).
+    proc = entropi("check-config", "--config", str(path), "--json",
+                   env=secrets | {"HF_HUB_OFFLINE": "0"})
     assert proc.returncode == 0, proc.stderr
     for secret in secrets.values():
         assert secret not in proc.stdout + proc.stderr
     data = json.loads(proc.stdout)
     assert data["config"]["secondary_model"]["api_key"] == "********"
     assert data["config"]["model"]["hf_token"] == "********"
-    assert data["budget"]["needed"] == 687 and data["budget"]["fits"] is True
+    assert data["budget"]["needed"] == 125 + 12 + 300 + 400 and data["budget"]["fits"] is True
     assert set(data["vram_estimate_gb"]) == {"none", "int8", "int4", "fp8"}
     assert data["vram_estimate_gb"]["int4"]["total_gb"] < data["vram_estimate_gb"]["int8"][
         "total_gb"] < data["vram_estimate_gb"]["none"]["total_gb"]
@@ -82,7 +84,8 @@ def test_check_config_console_shows_budget_table(tmp_path):
     # The shipped config names PersonaPlex's NATF0.pt, which a fresh checkout lacks: `run`
     # fetches it from the hub's voices.tgz before the model loads, so check-config passes it;
     # any other missing voice file is one line, exit 2.
-    proc = entropi("check-config", "--config", "config.yaml")
+    online = {"HF_HUB_OFFLINE": "0"}  # base.en is fetched by `run`; offline, both refuse
+    proc = entropi("check-config", "--config", "config.yaml", env=online)
     assert proc.returncode == 0, proc.stderr
     missing = tmp_path / "m.yaml"
     missing.write_text(yaml.safe_dump({"voice": {"prompt_dir": str(tmp_path),
@@ -94,7 +97,7 @@ def test_check_config_console_shows_budget_table(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(_with_real_files(
         yaml.safe_load((ROOT / "config.yaml").read_text()), tmp_path)))
-    proc = entropi("check-config", "--config", str(path))
+    proc = entropi("check-config", "--config", str(path), env=online)
     assert proc.returncode == 0, proc.stderr
     assert "context budget" in proc.stdout
     assert re.search(r"needed\s+837", proc.stdout)  # 125 voice + 12 + 300 + 400 frames
@@ -110,7 +113,9 @@ def test_run_rejects_bad_arguments():
 
 
 def test_log_format_json_lines(tmp_path):
-    proc = entropi("status", "--config", "config.demo.yaml", "--log-format", "json",
+    config = tmp_path / "c.yaml"  # its own status file: a demo run may have left one in out/
+    config.write_text(f"service:\n  status_file: {tmp_path / 'status.json'}\n")
+    proc = entropi("status", "--config", str(config), "--log-format", "json",
                    "--log-level", "debug")
     # no daemon running: exit 3 and a plain message, no traceback
     assert proc.returncode == 3

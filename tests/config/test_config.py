@@ -98,7 +98,8 @@ def test_frozen():
 def test_seed_002_example_budget_is_caught():
     # Seed 002: context_window 187 with a 15 s window; 10 s voice, 150-token prompt.
     cfg = parse_config("runtime:\n  context_window: 187\nwindow:\n  min_seconds: 10\n"
-                       "  max_seconds: 15\n  grace_seconds: 0\n")
+                       "  max_seconds: 15\n  grace_seconds: 0\n"
+                       "conversation:\n  prompt_token_budget: 150\n")
     budget = context_budget(cfg)
     assert (budget.voice_frames, budget.silence_frames, budget.prompt_tokens,
             budget.window_frames) == (125, 12, 150, 188)
@@ -112,7 +113,8 @@ def test_seed_002_example_budget_is_caught():
 
 
 def test_budget_uses_actual_voice_frames():
-    cfg = parse_config("runtime:\n  context_window: 650\n")
+    cfg = parse_config("runtime:\n  context_window: 650\n"
+                       "conversation:\n  prompt_token_budget: 150\n")
     assert check_budget(cfg, voice_frames=50).needed == 50 + 12 + 150 + 400
     with pytest.raises(ConfigError):
         check_budget(cfg, voice_frames=125)

@@ -51,7 +51,7 @@ def make_config(tiny: TinyPaths, cache_dir: Path, voice_dir: Path,
             f"voice:\n  prompt_dir: {voice_dir}\n  prompt_file: {prompt_file}\n"
             f"  max_prompt_seconds: 4\n"
             f"window:\n  min_seconds: 2\n  max_seconds: 10\n  grace_seconds: 1\n"
-            f"sampling:\n  {sampling}\n")
+            f"sampling:\n  {sampling}\nconversation:\n  prompt_token_budget: 150\n")
         return load_config(path)
 
     make.root = root  # type: ignore[attr-defined]

@@ -16,7 +16,8 @@ def test_bench_engine_json_with_stock_reference(tiny: TinyPaths, cache_dir: Path
     config = tmp_path / "bench.yaml"
     config.write_text(f"model:\n  source: tiny\n  tiny_seed: {TINY_SEED}\n"
                       f"  cache_dir: {cache_dir}\n"
-                      "runtime:\n  device: cpu\n  context_window: 500\n  torch_threads: 1\n")
+                      "runtime:\n  device: cpu\n  context_window: 500\n  torch_threads: 1\n"
+                      "conversation:\n  prompt_token_budget: 150\n")
     proc = subprocess.run(
         [sys.executable, "-m", "entropi", "bench", "engine", "--config", str(config),
          "--random-weights", "tiny", "--frames", "12", "--repeats", "2", "--voice-seconds", "2",
@@ -38,3 +39,25 @@ def test_bench_engine_json_with_stock_reference(tiny: TinyPaths, cache_dir: Path
     assert r["stock_restart_steps"] == r["restart_full_steps"]
     assert r["stock_restart_ms"] > 0 and r["stock_restart_ms"] != r["restart_full_ms"]
     assert r["ratio_restart"] == r["stock_restart_ms"] / r["restart_fast_ms"]
+
+
+def test_bench_engine_batch_reports_every_batch_size(tiny: TinyPaths, cache_dir: Path, tmp_path):
+    config = tmp_path / "bench.yaml"
+    config.write_text(f"model:\n  source: tiny\n  tiny_seed: {TINY_SEED}\n"
+                      f"  cache_dir: {cache_dir}\n"
+                      "runtime:\n  device: cpu\n  context_window: 500\n  torch_threads: 1\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "entropi", "bench", "engine", "--config", str(config),
+         "--random-weights", "tiny", "--frames", "12", "--voice-seconds", "2",
+         "--prompt-tokens", "40", "--batch", "2", "--json", "--log-level", "warning"],
+        capture_output=True, text=True, timeout=240,
+        env={**os.environ, "NO_TORCH_COMPILE": "1", "HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    for b in (1, 2):
+        assert 0 < r[f"b{b}_tick_ms_p50"] <= r[f"b{b}_tick_ms_p99"], b
+        assert r[f"b{b}_state_bytes"] > 0
+    # Two slots hold twice one slot's streaming state; slot 0 re-injected during the run.
+    assert 1.9 < r["b2_state_bytes"] / r["b1_state_bytes"] <= 2  # a few shared constants
+    assert r["b2_reinject_ms_p50"] > 0 and "b1_reinject_ms_p50" not in r
+    assert r["largest_realtime_batch"] in (0, 1, 2)

@@ -11,9 +11,14 @@ from entropi.hearing.asr import memory_estimate_mb, model_dir
 
 def test_model_names_resolve_or_fail_in_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a size name goes to the hub: cache only here
-    assert model_dir(AsrSection(model=str(tmp_path))) == str(tmp_path)
+    model = tmp_path / "ct2"
+    model.mkdir()
+    for name in ("config.json", "model.bin"):
+        (model / name).write_bytes(b"x")
+    assert model_dir(AsrSection(model=str(model))) == str(model)
     cases = {
         str(tmp_path / "missing"): "no such directory",
+        str(tmp_path): "the folder has no config.json",  # a folder, but no model in it
         "base.en": "cannot fetch Systran/faster-whisper-base.en",  # not cached, offline
         "enormous": "neither a directory, a faster-whisper size",
     }

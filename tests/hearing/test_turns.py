@@ -109,3 +109,22 @@ def test_words_leave_the_machine_only_with_opt_in(llm, share, words_sent):
     assert ("Pepper" in out) is words_sent
     if not words_sent:
         assert out.splitlines()[1] == "[user (Bo) spoke 1.2 s]"
+
+
+async def test_each_finished_turn_is_reported_with_its_words_for_the_page():
+    heard: list[tuple[str, float]] = []
+    done = threading.Event()
+
+    def on_turn(u: Utterance) -> None:  # called from the recogniser's thread
+        heard.append((u.text, u.seconds))
+        done.set()
+
+    asr = TurnTranscriber(Scripted("is it raining"), 5.0)
+    t = WindowTranscript(asr, on_turn=on_turn)
+    _turn(t)
+    assert done.wait(5.0)
+    assert heard == [("is it raining", 0.8)]
+    asr.close()
+    plain = WindowTranscript(on_turn=on_turn)  # no recogniser: the marker, at once
+    _turn(plain, frames=5)
+    assert heard[-1] == ("", 0.4)

@@ -34,7 +34,7 @@ def tokenizer(tmp_path_factory: pytest.TempPathFactory) -> TextTokenizer:
 
 @pytest.fixture(scope="session")
 async def llama_server() -> AsyncIterator[EmbeddedServer]:
-    server = EmbeddedServer(EmbeddedLLM(threads=1, ctx_size=2048))
+    server = EmbeddedServer(EmbeddedLLM(hf_repo=None, hf_file=None, threads=1, ctx_size=2048))
     await server.start()
     yield server
     await server.stop()
@@ -61,7 +61,10 @@ def make_cfg(tmp_path: Path) -> Callable[..., Config]:
 
     def build(**sections: dict[str, Any]) -> Config:
         data = _merge({"conversation": {"prompt_token_budget": BUDGET},
-                       "secondary_model": {"temperature": 0.0}}, sections)
+                       # SmolLM2 (bundled), not config.yaml's Qwen: no hub in tests
+                       "secondary_model": {"temperature": 0.0,
+                                           "embedded": {"hf_repo": None, "hf_file": None}}},
+                      sections)
         return parse_config(yaml.safe_dump(data), source="test.yaml", base_dir=tmp_path,
                             env={"OPENROUTER_API_KEY": API_KEY})
 

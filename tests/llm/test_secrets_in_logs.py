@@ -71,3 +71,51 @@ def test_ordinary_text_is_left_alone() -> None:
                  "give the key as api_key: ${VAR}, never inside the URL",
                  "llm_open url=http://127.0.0.1:8080/v1 model=smollm2"):
         assert redact(text) == text
+
+
+def test_a_key_echoed_upper_cased_or_percent_escaped_is_redacted(log_stream) -> None:
+    from urllib.parse import quote
+
+    from entropi.core.logs import register_secret
+
+    secret = "Zq7pLmN4xR2tY9wK.v/8"  # matches no pattern: only its registration hides it
+    register_secret(secret)
+    for echo in (secret.upper(), secret.lower(), quote(secret, safe=""),
+                 "".join(f"%{ord(c):02x}" for c in secret), quote(quote(secret, safe=""))):
+        get_logger("any.module").warning("event", detail=f"server said key={echo}!")
+        assert redact(f"<{echo}>") == "<[REDACTED]>", echo
+    assert secret.lower()[:10] not in log_stream.getvalue().lower()
+
+
+@pytest.mark.asyncio(loop_scope="session")
+@pytest.mark.parametrize("reply", ["status", "json"])
+async def test_an_error_body_echoing_the_request_never_logs_the_conversation(
+        make_cfg, fake, log_stream, reply) -> None:
+    said = "my sister Margarethe moved to Lisbon last winter"
+    sent = [{"role": "system", "content": "You are Ada."}, {"role": "user", "content": said}]
+    # The audit's server: a 500 whose body is the request, JSON-escaped; and a 200 whose
+    # body is no chat answer but the request again.
+    echo = json.dumps({"error": {"message": f"internal error for {json.dumps(sent)}"}})
+    fake.script = [Reply("status", 500, body=echo) if reply == "status" else
+                   Reply("json", 200, body=json.dumps({"echo": said, "request": sent}))]
+    cfg = make_cfg(secondary_model={"backend": "openai", "base_url": fake.base_url,
+                                    "max_retries": 0, "stream": False})
+    async with ChatClient(cfg.secondary_model) as client:
+        with pytest.raises(ChatError) as err:
+            await client.complete(sent)
+    text = log_stream.getvalue() + err.value.line()
+    assert "llm_" in text  # the failure is logged…
+    for word in ("Margarethe", "Lisbon", "sister"):
+        assert word not in text  # …without the person's words
+
+
+@pytest.mark.asyncio(loop_scope="session")
+async def test_an_error_body_of_its_own_is_still_shown(make_cfg, fake, log_stream) -> None:
+    fake.script = [Reply("status", 500, body=json.dumps(
+        {"error": {"message": "CUDA out of memory on device 0"}}))]
+    cfg = make_cfg(secondary_model={"backend": "openai", "base_url": fake.base_url,
+                                    "max_retries": 0})
+    async with ChatClient(cfg.secondary_model) as client:
+        with pytest.raises(ChatError) as err:
+            await client.complete([{"role": "user", "content": "tell me about memory"}])
+    assert "CUDA out of memory on device 0" in err.value.line()

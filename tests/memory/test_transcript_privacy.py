@@ -66,8 +66,20 @@ def test_transcript_is_encrypted_when_encryption_is_on(tmp_path, open_umask):
     assert b"Maria" not in raw and b"Lisbon" not in raw and b"garden" not in raw
     assert _mode(path) == 0o600 and _mode(path.parent) == 0o700
     blocks = TranscriptFile(path, cipher).blocks()
-    assert len(blocks) == 2 and "Maria loves jazz" in blocks[0]
-    assert blocks[0].startswith("## window 1  2026-01-05 10:00:00")
+    assert blocks[0] == "# session 2026-01-05 10:00:00 UTC\n\n"  # the conversation's heading
+    assert len(blocks) == 3 and "Maria loves jazz" in blocks[1]
+    assert blocks[1].startswith("## window 1  2026-01-05 10:00:00")
+
+
+def test_a_second_run_gets_its_own_session_heading(tmp_path):
+    path = tmp_path / "transcript.txt"
+    for at in (JAN, MAR):  # two runs, each numbering its windows from 1
+        _window(path, 1, at, "Hello.")
+        _window(path, 2, at, "Bye.")
+    text = path.read_text()
+    assert text.count("# session ") == 2 and text.count("## window 1 ") == 2
+    second = text.index("# session 2026-03")
+    assert text.index("## window 2 ") < second < text.rindex("## window 1 ")
 
 
 def _setup(tmp_path: Path, key: str | None = None) -> tuple[Path, Path, dict[str, str]]:
@@ -101,7 +113,7 @@ def test_forget_covers_the_transcript_and_every_profile_field(tmp_path, encrypte
     assert out.returncode == 0, out.stderr
     assert "1 transcript windows" in out.stdout
     cipher = cipher_from_env("ENTROPI_TEST_KEY", env) if encrypted else None
-    blocks = TranscriptFile(transcript, cipher).blocks()
+    blocks = [b for b in TranscriptFile(transcript, cipher).blocks() if b.startswith("## ")]
     assert len(blocks) == 1 and "garden" in blocks[0]
     assert b"Maria" not in transcript.read_bytes()
     profile = ProfileStore(tmp_path / "p.json", "Ada", cipher).load()
@@ -119,3 +131,27 @@ def test_purge_covers_the_transcript(tmp_path):
     out = _entropi("memory", "purge", "--yes", "--config", str(config), env=env)
     assert out.returncode == 0, out.stderr
     assert not transcript.exists() and not (tmp_path / "p.json").exists()
+
+
+def test_memory_files_that_are_fifos_fail_at_once_instead_of_hanging(tmp_path):
+    """The audit's profile FIFO blocked the daemon: reads refuse anything but a file."""
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "p.json"
+    os.mkfifo(fifo)
+    code = ("from pathlib import Path\n"
+            "from entropi.memory.store import EncryptedJsonFile\n"
+            "from entropi.memory.transcript_file import TranscriptFile\n"
+            "from entropi.core.errors import MemoryFileError\n"
+            f"p = Path({str(fifo)!r})\n"
+            "try:\n    EncryptedJsonFile(p).read()\n"
+            "except MemoryFileError as e:\n    print('store:', e.message)\n"
+            "try:\n    TranscriptFile(p).append('## window 1\\n')\n"
+            "except OSError as e:\n    print('transcript:', e.strerror)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "store:" in proc.stdout and "FIFO" in proc.stdout, proc.stdout
+    assert "transcript:" in proc.stdout, proc.stdout

@@ -27,7 +27,7 @@ def test_rendered_unit_passes_systemd_analyze_verify(tmp_path):
                  "ReadWritePaths=/var/lib/entropi /var/cache/entropi", "char-nvidia"):
         assert line in text, line
     assert "@ENTROPI_HOME@" not in text
-    assert f"ExecStart={ROOT}/.venv/bin/entropi run --config /etc/entropi/config.yaml" in text
+    assert f"ExecStart={ROOT}/.venv/bin/entropi run --config /etc/entropi/config.yaml\n" in text
 
 
 def test_installed_config_is_valid_and_writes_only_under_read_write_paths(tmp_path):
@@ -40,6 +40,16 @@ def test_installed_config_is_valid_and_writes_only_under_read_write_paths(tmp_pa
         assert str(path).startswith(writable), path
     data = yaml.safe_load(rendered.read_text())
     assert data["voice"]["prompt_dir"] == f"{ROOT}/voices"
+    # Headless: callers come through the websocket server on loopback, not a sound card.
+    assert (cfg.audio.input, cfg.audio.output) == ("websocket", "websocket")
+    assert cfg.server.host == "127.0.0.1"
+
+
+def test_install_links_entropi_on_path_and_checks_the_config_as_the_service_user():
+    script = SCRIPT.read_text()
+    assert 'ln -sfn "$home/.venv/bin/entropi" /usr/local/bin/entropi' in script
+    assert "check-config --config /etc/entropi/config.yaml" in script
+    assert "check=(sudo -u entropi env HF_HOME=/var/cache/entropi/huggingface)" in script
 
 
 def test_unknown_option_is_refused():

@@ -1,7 +1,9 @@
 """The live view's event stream: the daemon publishes, each page listening gets a copy.
 
 Every subscriber has a small bounded queue; a page that reads too slowly loses its oldest
-events (counted), never the daemon's time or memory.
+events (counted), never the daemon's time or memory. The history a page gets on opening is
+the current call's only (:meth:`LiveFeed.new_call`): a new caller never sees the words of
+the one before.
 """
 
 from __future__ import annotations
@@ -37,6 +39,12 @@ class LiveFeed:
                 self.dropped += 1
             sub.events.append(event)
             sub.wake.set()
+
+    def new_call(self, **data: Any) -> None:
+        """A call begins: forget the last one's history, then tell open pages (``call_started``:
+        the page clears its live view)."""
+        self.recent.clear()
+        self.publish("call_started", **data)
 
     async def subscribe(self) -> AsyncIterator[dict[str, Any]]:
         """Yield events (the recent ones first) until the consumer stops iterating; a

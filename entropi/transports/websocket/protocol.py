@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,17 +65,20 @@ class CallRequest:
         if self.text_prompt is not None:
             update["conversation"] = cfg.conversation.model_copy(
                 update={"initial_prompt": self.text_prompt})
-        if self.voice is not None:
-            update["voice"] = cfg.voice.model_copy(update={"prompt_file": self.voice.name})
+        if self.voice is not None:  # its own folder: the user's voices or the presets
+            update["voice"] = cfg.voice.model_copy(update={"prompt_dir": self.voice.parent,
+                                                           "prompt_file": self.voice.name})
         return cfg.model_copy(update=update) if update else cfg
 
 
 def check_request(query: Mapping[str, str], cfg: Config,
-                  user_id: str | None = None) -> CallRequest:
+                  user_id: str | None = None,
+                  voice_dirs: Sequence[Path] | None = None) -> CallRequest:
     """Validate PersonaPlex's query params; raise :class:`Refused` with the reason.
-    ``user_id`` is the one :class:`Access` found for the caller's token."""
+    ``user_id`` is the one :class:`Access` found for the caller's token; ``voice_dirs``: where
+    ``voice_prompt`` is looked up (default: ``voice.prompt_dir``)."""
     name = query.get("voice_prompt")
-    voice = find_voice(name, cfg.voice.prompt_dir) if name else None
+    voice = find_voice(name, voice_dirs or (cfg.voice.prompt_dir,)) if name else None
     ignored = [k for k in query if k in SAMPLING_PARAMS]
     text = query.get("text_prompt")
     if text is not None and not cfg.server.allow_text_prompt:
@@ -92,19 +95,36 @@ def check_request(query: Mapping[str, str], cfg: Config,
 VOICE_SUFFIXES = (".pt", ".wav", ".flac", ".ogg", ".mp3")  # presets, .voice.pt caches, audio
 
 
-def find_voice(name: str, voices: Path) -> Path:
-    """The voice file called exactly ``name`` in the voices folder, found by listing it: the
-    caller's text is compared with file names, never joined to a path (no traversal)."""
+def find_voice(name: str, folders: Sequence[Path]) -> Path:
+    """The voice file called exactly ``name`` in the first of ``folders`` that has one, found
+    by listing them: the caller's text is compared with file names, never joined to a path
+    (no traversal)."""
     if (len(name) > 128 or "/" in name or "\\" in name or name.startswith(".")
             or "\x00" in name or Path(name).is_absolute()):
         raise Refused("voice_prompt must be the name of a voice in the voices folder")
-    try:
-        found = [p for p in voices.iterdir() if p.name == name]
-    except OSError:
-        found = []
-    if not found or not found[0].is_file() or not name.lower().endswith(VOICE_SUFFIXES):
+    voices = dict(list_voices(folders))
+    if name not in voices:
         raise Refused(f"voice_prompt: no voice named {name!r}")
-    return found[0]
+    return voices[name]
+
+
+def list_voices(folders: Sequence[Path]) -> list[tuple[str, Path]]:
+    """(name, file) of every voice a caller may pick, folder by folder, sorted by name
+    within each; a name already offered by an earlier folder is left out."""
+    out: list[tuple[str, Path]] = []
+    seen: set[str] = set()
+    for folder in folders:
+        try:
+            files = sorted(folder.iterdir(), key=lambda p: p.name)
+        except OSError:
+            continue  # not there (yet): nothing offered from it
+        for f in files:
+            if (f.name in seen or f.name.startswith(".") or
+                    not f.name.lower().endswith(VOICE_SUFFIXES) or not f.is_file()):
+                continue
+            seen.add(f.name)
+            out.append((f.name, f))
+    return out
 
 
 # --------------------------------------------------------------------------- access

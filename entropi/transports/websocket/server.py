@@ -1,7 +1,9 @@
-"""ChatServer: moshi's ``/api/chat`` for one caller at a time, the web page and its feed.
+"""ChatServer: moshi's ``/api/chat`` for up to ``runtime.max_conversations`` callers at once
+(one by default), the web page and its feed.
 
 Routes: ``GET /api/chat`` (websocket, moshi's protocol), ``GET /`` (entropi's page),
-``/static/*``, ``GET /api/status`` (JSON) and ``GET /api/events`` (server-sent events).
+``/static/*``, ``GET /api/status`` (JSON), ``GET /api/voices`` (the names a caller may pass
+as ``voice_prompt``) and ``GET /api/events`` (server-sent events).
 Every ``/api/`` route checks the token when one is set. The daemon takes callers with ``next_call``
 and frees the line with ``release`` once the conversation is flushed to memory.
 """
@@ -12,13 +14,13 @@ import asyncio
 import contextlib
 import json
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from entropi.config import Config
+from entropi.config import Config, ServerSection
 from entropi.core.errors import ConfigError
 from entropi.core.logs import get_logger
 from entropi.transports.websocket import protocol as p
@@ -31,15 +33,20 @@ STATIC = Path(__file__).parent / "static"
 
 
 class ChatServer:
-    def __init__(self, cfg: Config, feed: LiveFeed, status: Callable[[], dict[str, Any]]) -> None:
+    def __init__(self, cfg: Config, feed: LiveFeed, status: Callable[[], dict[str, Any]],
+                 voice_dirs: Sequence[Path] | None = None) -> None:
         self.cfg = cfg
         self.feed = feed
+        # Where voice_prompt names are looked up: the user's voices, then PersonaPlex's presets.
+        self.voice_dirs = tuple(voice_dirs or (cfg.voice.prompt_dir,))
         self._status = status
         self._access = p.Access.load(cfg)  # refuses a non-loopback bind without a token
-        self._calls: asyncio.Queue[WebSocketTransport] = asyncio.Queue(maxsize=1)
-        self._busy = False
+        self.max_calls = cfg.runtime.max_conversations
+        self._calls: asyncio.Queue[WebSocketTransport] = asyncio.Queue(maxsize=self.max_calls)
+        self.active = 0  # calls taken and not yet released (flushed)
         self._runner: web.AppRunner | None = None
         self.port = cfg.server.port
+        self.url = ""  # the page's address, once listening
         self.refused = 0
 
     # ------------------------------------------------------------------ lifecycle
@@ -47,7 +54,8 @@ class ChatServer:
     async def start(self) -> None:
         app = web.Application(middlewares=[self._auth])
         app.add_routes([web.get("/api/chat", self._chat), web.get("/api/status", self._api_status),
-                        web.get("/api/events", self._events), web.get("/", self._index),
+                        web.get("/api/voices", self._voices), web.get("/api/events", self._events),
+                        web.get("/", self._index),
                         web.static("/static", STATIC)])
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
@@ -63,20 +71,13 @@ class ChatServer:
         if sockets:
             self.port = sockets[0].getsockname()[1]
         scheme = "https" if self.cfg.server.tls_cert else "http"
-        log.info("server_listening", url=f"{scheme}://{self.cfg.server.host}:{self.port}/",
-                 token=not self._access.open, users=self._access.users)
+        host = self.cfg.server.host
+        self.url = f"{scheme}://{f'[{host}]' if ':' in host else host}:{self.port}/"
+        log.info("server_listening", url=self.url, token=not self._access.open,
+                 users=self._access.users)
 
     def _tls(self) -> ssl.SSLContext | None:
-        s = self.cfg.server
-        if s.tls_cert is None or s.tls_key is None:
-            return None
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        try:
-            ctx.load_cert_chain(s.tls_cert, s.tls_key)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"server.tls_cert: cannot load {s.tls_cert} / {s.tls_key} "
-                              f"({exc})") from None
-        return ctx
+        return tls_context(self.cfg.server)
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -87,8 +88,8 @@ class ChatServer:
         return await self._calls.get()
 
     def release(self) -> None:
-        """The last conversation is flushed: the next caller may come in."""
-        self._busy = False
+        """A conversation is flushed: its line is free for the next caller."""
+        self.active = max(0, self.active - 1)
 
     # ------------------------------------------------------------------ routes
 
@@ -102,7 +103,8 @@ class ChatServer:
             if caller is None:
                 log.warning("unauthorized", remote=request.remote, path=request.path)
                 raise web.HTTPUnauthorized(text="401: a valid token is needed\n")
-            if request.path != "/api/chat" and not caller.owner:
+            # The voice list is what a caller picks from: every token may read it.
+            if request.path not in ("/api/chat", "/api/voices") and not caller.owner:
                 log.warning("forbidden", remote=request.remote, path=request.path,
                             user=caller.user_id)
                 raise web.HTTPForbidden(text="403: the live view needs the owner's token\n")
@@ -114,9 +116,11 @@ class ChatServer:
         await ws.prepare(request)
         remote = str(request.remote)
         try:
-            if self._busy:
-                raise p.Refused("busy: another conversation is in progress")
-            req = p.check_request(request.query, self.cfg, request["caller"].user_id)
+            if self.active >= self.max_calls:
+                raise p.Refused("busy: another conversation is in progress" if self.max_calls == 1
+                                else f"busy: all {self.max_calls} conversations are in progress")
+            req = p.check_request(request.query, self.cfg, request["caller"].user_id,
+                                  self.voice_dirs)
         except p.Refused as exc:
             self.refused += 1
             log.warning("call_refused", remote=remote, reason=str(exc))
@@ -125,7 +129,7 @@ class ChatServer:
             return ws
         if req.ignored:
             log.info("call_params_ignored", remote=remote, params=list(req.ignored))
-        self._busy = True
+        self.active += 1
         transport = request.transport
         if transport is not None:
             _small_send_buffers(transport)
@@ -146,6 +150,13 @@ class ChatServer:
 
     async def _api_status(self, request: web.Request) -> web.Response:
         return web.json_response(self._status())
+
+    async def _voices(self, request: web.Request) -> web.Response:
+        preset = set(self.voice_dirs[1:])
+        return web.json_response({
+            "default": self.cfg.voice.prompt_file,
+            "voices": [{"name": name, "preset": path.parent in preset}
+                       for name, path in p.list_voices(self.voice_dirs)]})
 
     async def _events(self, request: web.Request) -> web.StreamResponse:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream",
@@ -173,3 +184,23 @@ def _small_send_buffers(transport: asyncio.Transport) -> None:
 
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+
+
+def _refuse_password() -> bytes:
+    # A passphrase-protected key would make OpenSSL prompt on the terminal (or hang a service).
+    raise ssl.SSLError("the key is encrypted; give an unencrypted PEM key")
+
+
+def tls_context(s: ServerSection) -> ssl.SSLContext | None:
+    """The server's TLS context, or None without TLS; ConfigError for PEM files that do not
+    decode or a key that does not match the certificate (preflight calls this too)."""
+    if s.tls_cert is None or s.tls_key is None:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        ctx.load_cert_chain(s.tls_cert, s.tls_key, password=_refuse_password)
+    except (OSError, ssl.SSLError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ConfigError(f"server.tls_cert: cannot load {s.tls_cert} / {s.tls_key} "
+                          f"({reason}); give a PEM certificate and its unencrypted key") from None
+    return ctx

@@ -37,7 +37,7 @@ def test_missing_token_is_one_line_before_the_model_loads(daemon):
     assert proc.stderr.strip().splitlines() == [
         "discord error: discord.token_env: environment variable DISCORD_BOT_TOKEN is not set; "
         "put the bot token there (never in the config file)"]
-    assert "engine ready" not in proc.stdout + proc.stderr
+    assert "engine_ready" not in proc.stdout + proc.stderr
 
 
 def test_daemon_hears_two_people_and_writes_only_the_opted_in_one(daemon, tmp_path):

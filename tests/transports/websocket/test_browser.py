@@ -22,6 +22,9 @@ VIEW = """JSON.stringify({state: document.getElementById('state').textContent,
   window: document.getElementById('window').textContent,
   call: document.getElementById('call').textContent,
   words: document.getElementById('words').innerText,
+  agent: [...document.querySelectorAll('#words p:not(.user)')]
+    .map((p) => p.lastChild.textContent).join(''),  // the pieces, in order
+  user: [...document.querySelectorAll('#words p.user')].map((p) => p.textContent),
   events: document.getElementById('events').innerText,
   prompt: document.getElementById('prompt').textContent})"""
 
@@ -80,4 +83,6 @@ def test_page_talks_and_shows_live_view(server: ServerRun, notify_socket):
     agent = " ".join(line[len("agent: "):] for line in transcript.splitlines()
                      if line.startswith("agent: "))
     first = " ".join(agent.split()[:3])
-    assert first in " ".join(view["words"].split()), (agent, view["words"])
+    assert first in " ".join(view["agent"].split()), (agent, view["agent"])
+    # The user's turns are shown beside them (the demo has no recogniser: markers).
+    assert view["user"] and all(u.startswith("you: [spoke ") for u in view["user"]), view

@@ -79,7 +79,8 @@ def test_each_caller_gets_their_own_memory(server: ServerRun):
         home = users / user
         entries = Journal(home / "journal").read_all()
         assert sum("Session ended after" in e.summary for e in entries) == 1, (user, entries)
-        assert (home / "transcript.txt").read_text().startswith("## window 1")
+        text = (home / "transcript.txt").read_text()  # the call's session heading, window 1
+        assert text.startswith("# session ") and "\n## window 1 " in text
         assert json.loads((home / "ledger.json").read_text())["window"] >= 1
         assert (home / "persona_state.json").exists()
     # The owner's (single-user) files were never written.

@@ -4,6 +4,30 @@ const RATE = 24000, FRAME = 1920;
 const params = new URLSearchParams(location.search);
 const tokenQuery = params.get("token") ? "token=" + encodeURIComponent(params.get("token")) : "";
 const $ = (id) => document.getElementById(id);
+const api = (path) => path + (tokenQuery ? "?" + tokenQuery : "");
+
+// ------------------------------------------------------------------ what the browser has
+// The call needs WebCodecs (Opus in and out) and a microphone; Safari before 26 and
+// insecure origins (http off localhost) lack one or the other. Say so instead of failing.
+function missingFeatures() {
+  const missing = ["AudioEncoder", "AudioDecoder", "EncodedAudioChunk", "AudioData"]
+    .filter((name) => !(name in window));
+  if (!(navigator.mediaDevices && navigator.mediaDevices.getUserMedia))
+    missing.push("a microphone (the page must be served over https or from localhost)");
+  return missing;
+}
+
+function checkSupport() {
+  const missing = missingFeatures();
+  if (!missing.length) return true;
+  const el = $("support");
+  el.textContent = "Talking from this browser is not possible: it lacks " + missing.join(", ") +
+    ". Use a current Chrome, Edge or Firefox, or moshi's own client; the live view below " +
+    "still works.";
+  el.hidden = false;
+  $("talk").disabled = true;
+  return false;
+}
 
 // ------------------------------------------------------------------ live view
 let windowStart = null, current = null;
@@ -14,6 +38,18 @@ function setState(state, win) {
   if (win !== undefined && win !== null) $("window").textContent = "window " + win;
   if (state === "live") { windowStart = performance.now(); current = null; }
   if (state !== "live") windowStart = null;
+}
+
+function clearView() {
+  $("words").textContent = ""; $("events").textContent = ""; $("prompt").textContent = "–";
+  current = null;
+}
+
+function userTurn(e) {
+  const p = document.createElement("p"); p.className = "user";
+  p.textContent = "you: " + (e.text ? e.text : `[spoke ${e.seconds} s]`);
+  $("words").appendChild(p); p.scrollIntoView({ block: "end" });
+  current = null;  // the agent's next words start a new paragraph
 }
 
 function words(text) {
@@ -39,6 +75,8 @@ const handlers = {
                     if (e.last_prompt) $("prompt").textContent = e.last_prompt; },
   state: (e) => setState(e.state, e.window),
   text: (e) => words(e.text),
+  user_text: (e) => userTurn(e),
+  call_started: () => clearView(),  // a new caller starts with an empty view
   window_end: (e) => { addEvent(`window ${e.window} ended: ${e.end} after ${e.seconds} s`);
                        $("seconds").textContent = e.seconds.toFixed(1) + " s"; current = null; },
   handover: (e) => {
@@ -49,20 +87,47 @@ const handlers = {
   call_ended: (e) => addEvent(`call ended: ${e.reason}`),
 };
 
-const events = new EventSource("api/events" + (tokenQuery ? "?" + tokenQuery : ""));
+const events = new EventSource(api("api/events"));
 events.onmessage = (m) => { const e = JSON.parse(m.data); (handlers[e.type] || (() => {}))(e); };
 setInterval(() => {
   if (windowStart !== null)
     $("seconds").textContent = ((performance.now() - windowStart) / 1000).toFixed(1) + " s";
 }, 200);
 
+// ------------------------------------------------------------------ voices
+// The server's list: the user's own voices and PersonaPlex's presets (NATF0.pt …);
+// ?voice_prompt= in the page's address picks one, like PersonaPlex's own page.
+async function loadVoices() {
+  const resp = await fetch(api("api/voices"));
+  if (!resp.ok) return;
+  const data = await resp.json(), select = $("voice");
+  const wanted = params.get("voice_prompt") || data.default;
+  for (const v of data.voices) {
+    const opt = document.createElement("option");
+    opt.value = v.name; opt.textContent = v.name + (v.preset ? " (preset)" : "");
+    select.appendChild(opt);
+  }
+  select.value = [...select.options].some((o) => o.value === wanted) ? wanted : "";
+}
+const voicesLoaded = loadVoices().catch((e) => console.error("voices", e));
+
+function chatQuery() {
+  const q = new URLSearchParams();
+  if (params.get("token")) q.set("token", params.get("token"));
+  if ($("voice").value) q.set("voice_prompt", $("voice").value);
+  if (params.get("text_prompt")) q.set("text_prompt", params.get("text_prompt"));
+  const s = q.toString();
+  return s ? "?" + s : "";
+}
+
 // ------------------------------------------------------------------ the call
 let call = null;
 
 async function startCall() {
+  if (!checkSupport()) return;
   const ctx = new AudioContext({ sampleRate: RATE });
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  const ws = new WebSocket(`${scheme}//${location.host}/api/chat` + (tokenQuery ? "?" + tokenQuery : ""));
+  const ws = new WebSocket(`${scheme}//${location.host}/api/chat` + chatQuery());
   ws.binaryType = "arraybuffer";
   const c = { ws, ctx, stop: () => {} };
   call = c;
@@ -149,4 +214,5 @@ $("talk").onclick = () => {
   if (call) { call.ws.close(); call.stop(); call.ctx.close(); hangUpUi(); }
   else startCall().catch(fail);
 };
-if (params.get("autostart") === "1") startCall().catch(fail);
+checkSupport();
+if (params.get("autostart") === "1") voicesLoaded.then(() => startCall()).catch(fail);
