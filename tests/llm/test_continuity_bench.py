@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
 import pytest
+import structlog
 
 from entropi.bench.continuity import junk_pct, mean, parse_script
 from entropi.bench.continuity.audio import (
@@ -23,6 +25,14 @@ from entropi.bench.continuity.audio import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _logging_reset_after() -> Iterator[None]:
+    """The CLI runs here log onto captured (later closed) streams; a session fixture set up
+    by the next test (the llama.cpp server) must not inherit that."""
+    yield
+    structlog.reset_defaults()
 
 
 def _shipped() -> dict[str, str]:
