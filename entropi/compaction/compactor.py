@@ -25,10 +25,11 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from entropi.compaction.budget import PromptBudget
-from entropi.compaction.facts import extract, window_words
+from entropi.compaction.facts import extract, prefer_shorter, window_words
 from entropi.compaction.fallback import RECENT, previous_summary, strip_lead_ins
 from entropi.compaction.fallback import extract as extract_parts
 from entropi.compaction.structured import (
@@ -81,6 +82,7 @@ class _Job:
     done_at: list[float] = field(default_factory=list)
     last_text: str = ""  # the last utterance as the request saw it (it may still grow)
     trimmed: int = 0
+    words: str = ""  # the window's words as the request saw them: what a late answer is vetted on
 
 
 class Compactor:
@@ -117,7 +119,8 @@ class Compactor:
         if not self.summary and previous_prompt and not self.ledger.items:
             self.summary = previous_summary(previous_prompt, self.persona)  # a fresh start
         job = _Job(time.monotonic(), len(transcript), memories,
-                   last_text=transcript[-1].text if transcript else "")
+                   last_text=transcript[-1].text if transcript else "",
+                   words=window_words(transcript))
         work = (self._ask(list(transcript), memories, job) if self.client else _offline())
         task = asyncio.create_task(work, name="compaction")
         self._jobs[task] = job
@@ -133,7 +136,7 @@ class Compactor:
         """The new prompt within ``deadline_s``; never raises for LLM trouble."""
         t0 = time.monotonic()
         job = self._jobs.pop(task)
-        answer, reason = await self._wait(task)
+        answer, reason = await self._wait(task, job.words)
         # Gates, ledger merge, prompt rendering and the ledger write scale with the answer
         # and the ledger: in a thread, so the frame loop (playing the clip) never waits.
         return await asyncio.to_thread(self._settle, job, answer, reason, transcript, t0)
@@ -148,7 +151,7 @@ class Compactor:
             log.warning("llm_garbage", backend=self.backend, why=",".join(vetted.rejected))
         self.window = self.ledger.window = self.window + 1
         # Words said aloud can carry an injection too ("ignore all previous instructions").
-        said = [s for s in _union(extract(transcript), vetted.said)
+        said = [s for s in _union(prefer_shorter(extract(transcript), vetted.said), [])
                 if not role_reason(s.text, self.vetter.name)]
         self.ledger.touch(words, self.window)
         self.ledger.merge(said, self.window, self.clock(), vetted.resolved, words)
@@ -163,7 +166,7 @@ class Compactor:
             summary = " ".join(s for s in sentences(" ".join([*extract_parts(transcript),
                                                                self.summary]))
                                if not role_reason(s, self.vetter.name))
-        prompt = render_prompt(self.budget, self.ledger, summary, job.memories)
+        prompt = render_prompt(self.budget, self.ledger, summary, job.memories, words)
         if self.store is not None:
             try:
                 self.store.save(self.ledger)
@@ -261,7 +264,7 @@ class Compactor:
         # Text work scales with the answer: in a thread, so the frame loop never waits on it.
         return await asyncio.to_thread(parse_answer, reply.text, truncated=reply.truncated)
 
-    async def _wait(self, task: asyncio.Task[dict[str, Any]]
+    async def _wait(self, task: asyncio.Task[dict[str, Any]], words: str
                     ) -> tuple[dict[str, Any] | None, str | None]:
         if self.client is None:
             return None, "offline"
@@ -271,7 +274,7 @@ class Compactor:
             task.cancel()
             raise
         if not done:
-            task.add_done_callback(self._keep_late)
+            task.add_done_callback(partial(self._keep_late, words))
             self._track(task)
             return None, "timeout"
         if task.cancelled():
@@ -309,10 +312,10 @@ class Compactor:
             log.info("llm_output_rejected", **{k.replace(" ", "_"): v
                                                for k, v in vetted.rejected.items()})
 
-    def _keep_late(self, task: asyncio.Task[dict[str, Any]]) -> None:
+    def _keep_late(self, words: str, task: asyncio.Task[dict[str, Any]]) -> None:
         if task.cancelled() or task.exception() is not None:
             return
-        late = self.vetter.vet(task.result(), "")  # only the summary is used from it
+        late = self.vetter.vet(task.result(), words)  # only the summary is used from it
         if late.summary:
             self.summary = late.summary
             log.info("late_answer_kept", chars=len(late.summary))

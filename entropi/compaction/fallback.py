@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+from entropi.compaction.template import SECTION_LEADS
 from entropi.text.speakable import make_speakable, sentences
 from entropi.text.utterance import Utterance
 
@@ -20,7 +21,8 @@ EARLIER_TALK = "Earlier in this talk:"
 USER_SAID = "The user said:"
 REMEMBER = "You remember:"
 EARLIER = "Earlier:"
-LEAD_INS = (RECENT, EARLIER_TALK, USER_SAID, REMEMBER, EARLIER)
+# The template's section leads too: a prompt re-read as a summary must not nest "So far: So far:".
+LEAD_INS = (RECENT, EARLIER_TALK, USER_SAID, REMEMBER, EARLIER, *SECTION_LEADS)
 _LEAD_IN = re.compile("|".join(re.escape(x) for x in LEAD_INS), re.IGNORECASE)
 
 _STOP_WORDS = """a an the and or but so to of in on at for with about from by as is are was

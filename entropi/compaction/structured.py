@@ -18,6 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from entropi.compaction.template import SECTION_LEADS
 from entropi.text.gates import content_words, grounded_reason, name_reason, text_reason
 from entropi.text.json_answer import parse_directive
 from entropi.text.said import Said
@@ -67,7 +68,7 @@ SYSTEM = (
 )
 # Request labels a model may echo back; they must never reach a prompt.
 LABELS = ("Previous summary:", "Relevant memories:", "Already known:", "New conversation:",
-          "Updated summary:", "Conversation:", "Known memories:")
+          "Updated summary:", "Conversation:", "Known memories:", *SECTION_LEADS)
 _LABEL = re.compile("|".join(re.escape(x) for x in LABELS), re.IGNORECASE)
 _AGENT_WHO = re.compile(r"^(?:agent|assistant|you|ai|companion|persona)$", re.IGNORECASE)
 
@@ -121,6 +122,24 @@ def unique_sentences(text: str) -> str:
     return " ".join(kept)
 
 
+# Words that describe a talk without saying anything from it.
+_META_WORDS = """conversation conversations talk talked talking talks discuss discussed
+discussing discussion topic topics user assistant thing things chat chatted chatting various
+general day today everything something anything nothing stuff mentioned mention shared share
+asked ask said told tell spoke speaking speak person people friendly nice good great"""
+_META = frozenset(_META_WORDS.split())
+MIN_GROUNDED = 2  # distinct words of the window a summary must carry
+
+
+def content_free_reason(summary: str, window_text: str) -> str | None:
+    """A summary that says nothing of the window ("It better.", "The user and the assistant
+    had a nice talk about various things."): it would hold the prompt's tokens for nothing."""
+    words = content_words(summary) - _META
+    if len(words & content_words(window_text)) < MIN_GROUNDED:
+        return "content-free"
+    return None
+
+
 class Vetter:
     """Applies the gates to one answer against the window's words."""
 
@@ -130,7 +149,7 @@ class Vetter:
 
     def vet(self, answer: dict[str, Any], window_text: str) -> Vetted:
         out = Vetted()
-        self._summary(answer.get("summary"), out)
+        self._summary(answer.get("summary"), window_text, out)
         for kind, third in (("fact", "when"), ("commitment", "due")):
             for raw in _list(answer.get(f"{kind}s")):
                 self._said(kind, raw, third, window_text, out)
@@ -146,13 +165,14 @@ class Vetter:
     def _reject(self, out: Vetted, why: str) -> None:
         out.rejected[why] += 1
 
-    def _summary(self, raw: Any, out: Vetted) -> None:
+    def _summary(self, raw: Any, window_text: str, out: Vetted) -> None:
         if not isinstance(raw, str) or not raw.strip():
             return self._reject(out, "summary missing")
         text = clean_summary(raw, self.core)
         why = text_reason(text, self.name)
         if why is None and len(text.split()) < 3:
             why = "too short"
+        why = why or content_free_reason(text, window_text)
         if why:
             return self._reject(out, why)
         out.summary = text

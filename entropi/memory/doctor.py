@@ -4,10 +4,16 @@ Profiles and journals written before the gates existed hold people named "I'm ha
 you.", hobbies in a loop, notes like "santé, santé, …" and summaries that tell the persona it
 is the user. The same gates that now guard every LLM output (:mod:`entropi.text.gates`) judge
 each stored item; the ledger is checked too.
+
+A journal entry written from a window's transcript holds both speakers ("user (Sam): my blood
+type is O negative agent: ☐☐ {…}"): the user's words are judged apart from the agent's, and
+an entry whose user words are sound is kept whatever the agent said (a random or confused
+model's gibberish must never cost the user's facts).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from entropi.memory.entry import JournalEntry
@@ -57,11 +63,28 @@ def clean_profile(profile: PersonaProfile, persona: str) -> PersonaProfile:
         "artistic_tastes": keep(profile.artistic_tastes), "people": people})
 
 
+_SPEAKER = re.compile(r"(?:^|\s)(user(?: \([^)]*\))?|agent):\s*", re.IGNORECASE)
+
+
+def split_speakers(text: str) -> tuple[str, str]:
+    """(the user's words, the agent's words) of a transcript-like text; unlabelled text is
+    one voice and comes back whole as the first."""
+    parts = _SPEAKER.split(text)
+    if len(parts) == 1:
+        return text, ""
+    user, agent = [parts[0]], []
+    for label, body in zip(parts[1::2], parts[2::2], strict=True):
+        (agent if label.lower() == "agent" else user).append(body)
+    return " ".join(" ".join(user).split()), " ".join(" ".join(agent).split())
+
+
 def entry_reason(entry: JournalEntry, persona: str) -> str | None:
     for text in (entry.summary, *entry.commitments):
         if text.endswith("…") and len(text.split()) == SUMMARY_WORDS:
             text = text.removesuffix("…")  # the heuristic summary's own cut, not junk
-        why = _item_reason(text, persona)
+        user, agent = split_speakers(text)
+        # The user's words decide; the agent's alone only where the user said nothing.
+        why = _item_reason(user, persona) if user else _item_reason(agent, persona)
         if why:
             return why
     return None

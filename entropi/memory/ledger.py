@@ -3,8 +3,10 @@
 A rolling summary forgets by design (each answer replaces the last, and a small model copies
 the previous one). Facts and promises therefore live here instead: merged deterministically
 (normalised keys, dedupe, caps), touched when mentioned again, and commitments expire after
-their due day or when resolved. The file sits beside the profile (``ledger.json``), written
-atomically under a lock like the profile.
+their due day or when resolved. Each item carries the importance the compactor scored; facts
+are listed most important first and, over the caps, the *least important* go (never the
+oldest: a blood type said in the first window matters as much in the hundredth). The file
+sits beside the profile (``ledger.json``), written atomically under a lock like the profile.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from entropi.memory.store import EncryptedJsonFile
 from entropi.text.gates import content_words
 from entropi.text.said import Said, due_words
 
-MAX_FACTS = 40
-MAX_COMMITMENTS = 12
+MAX_FACTS = 100
+MAX_COMMITMENTS = 20
 SAME = 0.7  # Jaccard overlap of content words above which two items are one
 ECHO = 0.5  # share of the shorter item's words that makes it an echo in the same window
 GRACE = timedelta(days=1)  # a commitment stays a day past its due day
@@ -42,6 +44,7 @@ class Item:
     due: str = ""
     due_at: str | None = None  # ISO date (end of the due day, UTC), when a day was named
     resolved: bool = False
+    importance: float = 0.5  # 0..1 (files written before scoring: 0.5)
 
     def words(self) -> set[str]:
         return set(self.key.split())
@@ -94,9 +97,9 @@ class Ledger:
     window: int = 0  # windows compacted so far, across restarts (item ages count in windows)
 
     def facts(self) -> list[Item]:
-        """Recently touched first."""
+        """Most important first; among equals the recently touched."""
         return sorted((i for i in self.items if i.kind == "fact"),
-                      key=lambda i: (-i.last_window, -i.first_window))
+                      key=lambda i: (-i.importance, -i.last_window, -i.first_window))
 
     def commitments(self) -> list[Item]:
         """Open ones, due soonest first (undated after dated), then most recent."""
@@ -114,13 +117,15 @@ class Ledger:
             if match is None:
                 due = due_words(s.text) if s.kind == "commitment" else ""
                 self.items.append(Item(s.kind, s.text, s.who, key, window, window, due,
-                                       due_date(due, when) if due else None))
+                                       due_date(due, when) if due else None,
+                                       importance=s.importance))
                 continue
             new = set(key.split())
             fuller = new > match.words()  # a fuller version wins, with its speaker
             self._swap(match, replace(match, text=s.text if fuller else match.text,
                                       who=s.who if fuller else match.who,
-                                      key=key if fuller else match.key, last_window=window))
+                                      key=key if fuller else match.key, last_window=window,
+                                      importance=max(match.importance, s.importance)))
         self._resolve(resolved, window_text)
         self.expire(when)
         self._cap()
@@ -177,7 +182,8 @@ class Ledger:
         for kind, cap in (("fact", MAX_FACTS), ("commitment", MAX_COMMITMENTS)):
             mine = [i for i in self.items if i.kind == kind]
             if len(mine) > cap:
-                keep = sorted(mine, key=lambda i: (i.last_window, i.first_window))[-cap:]
+                keep = sorted(mine, key=lambda i: (i.importance, i.last_window,
+                                                   i.first_window))[-cap:]
                 self.items = [i for i in self.items if i.kind != kind or i in keep]
 
     def query_words(self) -> str:

@@ -40,6 +40,25 @@ def _doc_terms(entry: JournalEntry) -> list[str]:
     return terms
 
 
+def term_score(n: int, df: int, tf: int, norm: float) -> float:
+    """One query term's BM25 contribution: idf (``df`` of ``n`` documents) × saturated tf."""
+    idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+    return idf * tf * (K1 + 1) / (tf + norm)
+
+
+def bm25_scores(query: str, docs: list[str]) -> list[float]:
+    """BM25 of each short text against ``query`` (the prompt's facts against the last
+    window's words): a one-off index, cheap for the ledger's hundred lines."""
+    terms = [Counter(tokenize(d)) for d in docs]
+    if not terms:
+        return []
+    avg = sum(sum(t.values()) for t in terms) / len(terms) or 1.0
+    df = Counter(w for t in terms for w in t)
+    wanted = set(tokenize(query))
+    return [sum(term_score(len(docs), df[w], t[w], K1 * (1 - B + B * sum(t.values()) / avg))
+                for w in wanted & t.keys()) for t in terms]
+
+
 class Retriever(Protocol):
     def add(self, entry: JournalEntry) -> None: ...
     def remove(self, ids: set[str]) -> None: ...
@@ -109,9 +128,8 @@ class BM25Index:
         norms = self._norms()
         scores: dict[str, float] = defaultdict(float)
         for docs in self._query_postings(query, n):
-            idf = math.log(1 + (n - len(docs) + 0.5) / (len(docs) + 0.5))
             for entry_id, tf in docs.items():
-                scores[entry_id] += idf * tf * (K1 + 1) / (tf + norms[entry_id])
+                scores[entry_id] += term_score(n, len(docs), tf, norms[entry_id])
         if not scores:
             return heapq.nlargest(k, self.entries.values(),
                                   key=lambda e: self._weight(e, now))

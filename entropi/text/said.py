@@ -17,6 +17,7 @@ class Said:
     kind: str  # "fact" | "commitment"
     text: str  # verbatim, speakable
     who: str  # "user", "user:<name>" or "agent"
+    importance: float = 0.5  # 0..1, set by the compactor's scorer (0.5: not scored)
 
 
 def speaker_of(u: Utterance) -> str:

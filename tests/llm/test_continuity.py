@@ -11,7 +11,7 @@ import pytest
 from entropi.compaction.compactor import Compactor
 from entropi.compaction.structured import RESPONSE_FORMAT, SCHEMA, Vetter
 from entropi.llm.client import ChatClient
-from entropi.memory.ledger import Ledger, LedgerStore
+from entropi.memory.ledger import MAX_FACTS, Ledger, LedgerStore
 from entropi.text.gates import name_reason, text_reason
 from entropi.text.said import Said
 from entropi.text.utterance import Utterance, parse_transcript
@@ -80,7 +80,7 @@ async def test_ledger_keeps_a_fact_and_a_promise_for_20_windows(make_cfg, fake, 
         compactor = Compactor(client, cfg, tokenizer.count, deadline_s=5.0,
                               ledger_store=store, clock=lambda: next(clock))
         for window in range(20):
-            talk = PLANTED if window == 0 else [
+            talk = [*PLANTED, Utterance("agent", "Nice weather for tea.")] if window == 0 else [
                 Utterance("user", f"Nice weather today, number {window}.", name="Sam"),
                 Utterance("agent", "Yes, a good day for tea.")]
             result = await compactor.compact(talk)
@@ -186,14 +186,17 @@ def test_ledger_merge_is_deterministic_and_commitments_expire() -> None:
     assert not b.commitments()  # resolved when someone says it was done
 
 
-def test_ledger_caps_keep_the_most_recently_touched() -> None:
+def test_ledger_caps_evict_the_least_important_never_the_oldest() -> None:
     ledger = Ledger()
     now = datetime(2026, 11, 26, tzinfo=UTC)
-    for w in range(60):
-        ledger.merge([Said("fact", f"My cousin number{w} lives in town{w} happily.", "user")],
-                     w, now)
+    ledger.merge([Said("fact", "My blood type is O negative.", "user", 0.9)], 0, now)
+    for w in range(1, 130):  # 129 newer facts, each a little less important than the first
+        ledger.merge([Said("fact", f"My cousin number{w} lives in town{w} happily.", "user",
+                           0.4 + (w % 10) / 100)], w, now)
     facts = ledger.facts()
-    assert len(facts) == 40 and facts[0].last_window == 59 and facts[-1].last_window == 20
+    assert len(facts) == MAX_FACTS and facts[0].text == "My blood type is O negative."
+    assert min(f.importance for f in facts) >= 0.42  # the 0.40 and 0.41 ones went first
+    assert [f.importance for f in facts] == sorted((f.importance for f in facts), reverse=True)
 
 
 def test_check_config_warns_about_the_demo_model_outside_the_demo(make_cfg, capsys) -> None:

@@ -144,7 +144,7 @@ async def test_fatal_statuses_are_clear_and_not_retried(make_cfg, fake, tokenize
 
 async def test_hanging_server_times_out_and_the_late_answer_is_used_next(
         make_cfg, fake, tokenizer) -> None:
-    late = "You heard that Maria moved to Porto."
+    late = "You heard that Maria lives in Lisbon and loves jazz."
     fake.script = [Reply(events=sse_text(late), delay_s=DEADLINE + 0.5),
                    Reply(events=sse_text(SUMMARY))]
     cfg = _cfg(make_cfg, fake)
@@ -192,12 +192,12 @@ async def test_ten_thousand_token_answer_is_cut(make_cfg, fake, tokenizer) -> No
     rng = random.Random(7)
     vocab = [f"{a}{b}" for a in ("sun", "rain", "tree", "song", "book") for b in range(40)]
     words = [rng.choice(vocab) for _ in range(10_000)]
-    text = "Point zero is first. " + " ".join(
+    text = "Maria lives in Lisbon. " + " ".join(
         " ".join(words[i:i + 8]) + "." for i in range(0, len(words), 8))
     fake.script = [Reply(events=sse_text(text, chunk_words=2))]  # 10,000+ words
     result, logs = await _compact(_cfg(make_cfg, fake), tokenizer)
     assert result.fallback is None
-    assert result.summary.startswith("Point zero is first.")
+    assert result.summary.startswith("Maria lives in Lisbon.")  # grounded: not content-free
     assert _events(logs, "llm_answer_truncated")
 
 
@@ -288,7 +288,7 @@ async def test_answer_cut_by_max_tokens_loses_its_half_sentence(make_cfg, fake,
 async def test_discarded_speculation_is_cancelled_and_hands_back_the_late_answer(
         make_cfg, fake, tokenizer) -> None:
     """A pause that turned out not to be one: the stale request stops, nothing is lost."""
-    late = "You heard that Maria moved to Porto."
+    late = "You heard that Maria lives in Lisbon and loves jazz."
     fake.script = [Reply(events=sse_text(late), delay_s=DEADLINE + 0.5),
                    Reply(events=sse_text(SUMMARY), delay_s=5.0),  # the stale speculation
                    Reply(events=sse_text(SUMMARY))]

@@ -52,3 +52,20 @@ def test_doctor_finds_then_fixes_profile_journal_and_ledger_junk(tmp_path, capsy
     assert [i.text for i in lstore.load().items] == ["My sister Lena lives in Porto."]
     assert main(["memory", "doctor", "-c", str(config)]) == 0
     assert "nothing to fix" in capsys.readouterr().out
+
+
+def test_doctor_judges_the_users_words_apart_from_the_agents(tmp_path, capsys) -> None:
+    """An entry holding the user's facts is kept however garbled the agent's words beside it
+    are; one where only the agent spoke, in gibberish, goes."""
+    config = tmp_path / "config.yaml"
+    config.write_text("memory:\n  journal_dir: j\n  profile_path: p.json\n"
+                      "logging:\n  level: warning\n")
+    journal = Journal(tmp_path / "j")
+    facts = make_entry("user (Sam): My blood type is O negative. agent: {{☐}} <|x|> ## ** q",
+                       at=T0)
+    gibberish = make_entry("agent: {{☐}} <|x|> ## ** q ``` zz", at=later(60))
+    journal.append(facts)
+    journal.append(gibberish)
+    assert main(["memory", "doctor", "-c", str(config), "--fix"]) == 0
+    assert "not speakable" in capsys.readouterr().out
+    assert [e.id for e in journal.read_all()] == [facts.id]

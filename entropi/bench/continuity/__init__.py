@@ -1,12 +1,14 @@
 """Continuity: do facts and promises said early reach the prompts of later windows?
 
-Plays a scripted multi-window conversation (``--script FILE``, default the shipped
-``entropi/data/continuity.txt``) through the real compactor, ledger, memory service and
-retrieval, driven the way the controller drives them: recall → compact (deadline: the longest
-thinking clip + 1 s) → submit to memory; late answers may land during the next window's
-``window.min_seconds``.
-Two modes: ``agent_words`` (user turns are markers, as the daemon hears them without ASR) and
-``user_words`` (user turns carry their words, as the user-speech transcription provides).
+Plays scripted multi-window conversations (``--script FILE``, default every shipped
+``entropi/data/continuity*.txt``: per script and the mean) through the real compactor, ledger,
+memory service and retrieval, driven the way the controller drives them: recall → compact
+(deadline: the longest thinking clip + 1 s) → submit to memory; late answers may land during
+the next window's ``window.min_seconds``.
+Modes: ``agent_words`` (user turns are markers, as the daemon hears them without ASR),
+``user_words`` (user turns carry their words, as the user-speech transcription provides) and,
+with ``--audio``, ``audio``: the user lines spoken by espeak-ng and played through the real
+daemon (:mod:`entropi.bench.continuity.audio`).
 
 Script format: ``=== window`` starts a window; ``user (Name): text`` / ``user: text`` /
 ``agent: text`` lines are utterances; ``!fact WORDS`` / ``!commitment WORDS`` plant an item
@@ -20,13 +22,14 @@ import argparse
 import asyncio
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from entropi.core.errors import InputError
+from entropi.core.errors import InputError, UsageError
 
 HELP = ("continuity over a scripted conversation: fact/commitment recall at +5/+10/+20 "
         "windows, persona and budget kept, fallbacks, rejected LLM outputs, profile junk")
@@ -90,11 +93,27 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1, help="llama.cpp threads (default 1)")
     p.add_argument("--budget", type=int, default=None,
                    help="override conversation.prompt_token_budget (tokens)")
+    p.add_argument("--audio", action="store_true",
+                   help="also speak the user lines (espeak-ng) and play them through the real "
+                        "daemon (default config: ./config.demo.yaml); minutes per script")
+    p.add_argument("--asr-model", metavar="M", default=None,
+                   help="with --audio: faster-whisper with model M (a size, hub repo or local "
+                        "CTranslate2 directory) instead of the config's asr section")
 
 
 def _recalled(words: list[str], prompt: str) -> bool:
     have = set(re.findall(r"[a-z0-9']+", prompt.lower()))
     return all(w.strip(".,!?") in have for w in words)
+
+
+def junk_pct(texts: list[str], windows: list[Window],
+             holds: Callable[[list[str], str], bool] = _recalled) -> float | None:
+    """Share of ledger items that hold no planted item's words (small talk, garble)."""
+    plants = [words for win in windows for _, words in win.plants]
+    if not texts:
+        return None
+    return round(100 * sum(not any(holds(p, t) for p in plants) for t in texts)
+                 / len(texts), 1)
 
 
 def score(windows: list[Window], prompts: list[str]) -> dict[str, Any]:
@@ -115,7 +134,7 @@ async def play(cfg: Any, windows: list[Window], user_words: bool, client: Any,
     from entropi.compaction.budget import wrap
     from entropi.compaction.compactor import Compactor
     from entropi.memory.doctor import profile_junk_count
-    from entropi.memory.ledger import store_for
+    from entropi.memory.ledger import LedgerStore, ledger_path, store_for
     from entropi.memory.record import WindowRecord
     from entropi.memory.service import MemoryService
 
@@ -163,32 +182,86 @@ async def play(cfg: Any, windows: list[Window], user_words: bool, client: Any,
                                                    cfg.conversation.persona_name),
         "journal_entries": memory.stats()["entries_written"],
         "distinct_prompts": len(set(prompts)),
+        "ledger_junk_pct": junk_pct([i.text for i in LedgerStore(
+            ledger_path(memory_cfg.profile_path)).load().items], windows),
     }
 
 
-def _load(args: argparse.Namespace) -> list[Window]:
+def _load(args: argparse.Namespace) -> dict[str, list[Window]]:
+    """Script name → windows: the one given, or every shipped script."""
     if args.script:
         path = Path(args.script)
         try:
-            return parse_script(path.read_text(encoding="utf-8"), str(path))
+            return {path.stem: parse_script(path.read_text(encoding="utf-8"), str(path))}
         except OSError as exc:
             raise InputError(f"{path}: cannot read the script ({exc.strerror})") from None
-    text = resources.files("entropi").joinpath("data/continuity.txt").read_text("utf-8")
-    return parse_script(text, "entropi/data/continuity.txt")
+    data = resources.files("entropi").joinpath("data")
+    return {f.name.removesuffix(".txt"): parse_script(f.read_text("utf-8"),
+                                                      f"entropi/data/{f.name}")
+            for f in sorted(data.iterdir(), key=lambda f: f.name)
+            if f.name.startswith("continuity") and f.name.endswith(".txt")}
+
+
+def mean(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Key by key: the mean of the numbers (None where no script had one); nested modes too."""
+    out: dict[str, Any] = {}
+    for key in results[0]:
+        values = [r.get(key) for r in results]
+        if isinstance(values[0], dict):
+            out[key] = mean(values)
+            continue
+        nums = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+        out[key] = round(sum(nums) / len(nums), 1) if nums else values[0]
+    return out
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from entropi.bench.compaction import bench_config
     from entropi.llm.tokens import resolve_tokenizer
 
-    windows = _load(args)
+    scripts = _load(args)
+    audio_cfg = _audio_config(args) if args.audio else None  # bad config: said before any run
     with tempfile.TemporaryDirectory(prefix="entropi-bench-") as tmp:
         cfg = bench_config(args.config, Path(tmp))
         if args.budget:
-            cfg = cfg.model_copy(update={"conversation": cfg.conversation.model_copy(
-                update={"prompt_token_budget": args.budget})})
+            cfg = _with_budget(cfg, args.budget)
         count = resolve_tokenizer(cfg).count
-        return asyncio.run(_run(cfg, windows, args, count, Path(tmp)))
+        per = {}
+        for name, windows in scripts.items():
+            per[name] = asyncio.run(_run(cfg, windows, args, count, Path(tmp) / name))
+            if audio_cfg is not None:
+                per[name] = _with_audio(per[name], audio_cfg, args.asr_model, windows,
+                                        Path(tmp) / name / "audio")
+    if len(per) == 1:
+        return next(iter(per.values()))
+    return {**mean(list(per.values())), "scripts": per}
+
+
+def _with_budget(cfg: Any, budget: int) -> Any:
+    return cfg.model_copy(update={"conversation": cfg.conversation.model_copy(
+        update={"prompt_token_budget": budget})})
+
+
+def _audio_config(args: argparse.Namespace) -> Any:
+    """The daemon's config for ``--audio`` (default ./config.demo.yaml); it must hear words."""
+    from entropi.config import load_config
+
+    cfg = load_config(args.config or "config.demo.yaml", check=False)
+    if args.asr_model is None and cfg.asr.backend == "none":
+        raise UsageError("bench continuity --audio: asr.backend is none in the config, so "
+                         "nothing can be heard; set asr.backend or pass --asr-model M")
+    return _with_budget(cfg, args.budget) if args.budget else cfg
+
+
+def _with_audio(result: dict[str, Any], cfg: Any, asr_model: str | None,
+                windows: list[Window], tmp: Path) -> dict[str, Any]:
+    """The audio mode beside the word modes; its hearing figures at the top level."""
+    from entropi.bench.continuity.audio import play_audio
+
+    audio = play_audio(cfg, windows, tmp, asr_model)
+    top = {k: audio[k] for k in ("speech_heard_pct", "words_lost", "wer", "items_planted",
+                                 "items_heard", "heard_recall_pct_10", "heard_recall_pct_20")}
+    return {**result, **top, "mode_audio": audio}
 
 
 async def _run(cfg: Any, windows: list[Window], args: argparse.Namespace, count: Any,
