@@ -17,6 +17,7 @@ Not thread-safe: one thread owns a BatchedEngine (see ``slots.py``).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,6 +33,7 @@ from entropi.core.logs import get_logger
 from entropi.engine.engine import Engine, FrameOut, PrimeStats, VoiceSwitch
 from entropi.engine.model import device_name, module_bytes, peak_bytes
 from entropi.engine.prompts import SILENCE_CODES
+from entropi.engine.row_sampling import RowSampler, installed
 from entropi.engine.snapshot import kv_filled, not_state
 
 log = get_logger(__name__)
@@ -74,6 +76,13 @@ class BatchedEngine:
         self._mask: tuple[bool, ...] | None = None
         self._silence = torch.tensor(SILENCE_CODES, device=self.device).view(1, -1, 1).expand(
             slots, -1, -1).contiguous()
+        # Each slot samples from its own generator: its words never depend on its neighbours.
+        # A captured depformer graph would bake one tick's rows in: with sampling on, the
+        # batched depformer runs uncaptured (as clip rendering does).
+        self.sampler = RowSampler(slots, self.device)
+        self._sampling = engine.lm_gen.use_sampling
+        if self._sampling:
+            self.lm_gen._streaming_state.graphed_depth = self.lm_gen.depformer_step
         self.voices: list[str] = [engine.voice_key] * slots  # each slot's voice (snapshot key)
         self.voice_frames: list[int] = [engine.voice_frames] * slots
         self.primed = [False] * slots
@@ -134,8 +143,12 @@ class BatchedEngine:
                 single.use_voice(Path(self.voices[slot]))  # a cached snapshot: a restore
             stats = single.prime(prompt)
             self._into_slot(slot)
+        self.sampler.reseed(slot, self.single.cfg.sampling.seed)
         self.primed[slot] = True
         return stats
+
+    def _sampling_rows(self, rows: list[int]) -> contextlib.AbstractContextManager[None]:
+        return installed(self.sampler, rows) if self._sampling else contextlib.nullcontext()
 
     def _set_mask(self, active: list[int]) -> torch.Tensor:
         flags = tuple(i in active for i in range(self.slots))
@@ -168,7 +181,8 @@ class BatchedEngine:
             return {}
         mask = self._set_mask(list(frames))
         codes = self._encode_frames(frames)
-        out = self.lm_gen.step(codes)
+        with self._sampling_rows(list(frames)):
+            out = self.lm_gen.step(codes)
         assert out is not None, "step before prime()"
         n_audio = self.single._n_audio
         # Masked rows come back as "ungenerated" ids: give the decoder valid ones.
@@ -193,7 +207,8 @@ class BatchedEngine:
         for pcm in frames:
             self._set_mask([slot])
             codes = self._encode_frames({slot: pcm})
-            self.lm_gen.step(codes, depformer_replace_tokens=self._silence)
+            with self._sampling_rows([slot]):
+                self.lm_gen.step(codes, depformer_replace_tokens=self._silence)
             state = self.lm_gen._streaming_state
             ct = state.cache.shape[2]
             state.cache[slot, 0, int(state.offsets[slot]) % ct] = TEXT_PAD

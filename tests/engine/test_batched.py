@@ -251,3 +251,41 @@ def test_memory_estimate_counts_a_kv_cache_per_slot_and_the_scratch() -> None:
     many = estimate_vram_gb("none", 3000, conversations=32)
     assert many["kv_cache_gb"] == pytest.approx(33 * one["kv_cache_gb"], rel=0.01)
     assert many["weights_gb"] == one["weights_gb"] and many["total_gb"] < 80  # fits an H100
+
+
+def test_sampled_slot_does_not_depend_on_its_neighbours(make_config) -> None:
+    """With sampling on, slot 0 says the same whether its neighbours are idle or talking (each
+    slot draws from its own generator, seeded at prime); shared sampling would not."""
+    def config(seed: int):
+        return make_config(sampling=f"use_sampling: true\n  seed: {seed}\n  audio_topk: 20\n"
+                                    "  text_topk: 10")
+    feeds = [audio(k) for k in range(3)]
+
+    def slot0(cfg, busy: bool, per_slot: bool = True) -> list[float]:
+        """Slot 0's sampled output for its 16 frames; ``busy``: the neighbours talk on every
+        tick, slot 0 sits out every fourth tick, and slot 1 re-injects (re-seeding) mid-way."""
+        b = BatchedEngine(load_engine(cfg), 3)
+        if not per_slot:  # the broken case: every row from torch's shared generator
+            b._sampling = False
+        for k in range(3):
+            b.prime(k, PROMPTS[k])
+        torch.manual_seed(123)
+        out: list[float] = []
+        tick = 0
+        while len(out) < FRAMES * 21:
+            due = {} if busy and tick % 4 == 1 else {0: feeds[0][len(out) // 21]}
+            if busy:
+                due |= {1: feeds[1][tick % FRAMES], 2: feeds[2][tick % FRAMES]}
+                if tick == 6:
+                    b.prime(1, AGAIN)
+            frame = b.step(due).get(0)
+            if frame is not None:
+                out += [frame.token, *np.round(frame.pcm[::97], 5).tolist()]  # 1 + 20 values
+            tick += 1
+        return out
+
+    seven = config(7)
+    alone = slot0(seven, busy=False)
+    assert slot0(seven, busy=True) == alone
+    assert slot0(config(8), busy=False) != alone  # the slot's seed decides its samples
+    assert slot0(seven, busy=True, per_slot=False) != slot0(seven, busy=False, per_slot=False)
