@@ -103,8 +103,9 @@ class Caller:
 
 
 class Cluster:
-    def __init__(self, run: DaemonRun) -> None:
+    def __init__(self, run: DaemonRun, proc: subprocess.Popen | None = None) -> None:
         self.run = run
+        self.proc = proc  # `entropi cluster`: a wait fails at once when it has exited
         self.state = run.dir / "state"
         self.people = run.dir / "people"
 
@@ -130,6 +131,10 @@ class Cluster:
     async def until(self, pred, what: str, timeout: float = 90) -> Any:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
+            if self.proc is not None and self.proc.poll() is not None:
+                log = (self.run.dir / "cluster.log").read_text()[-2000:]
+                raise AssertionError(f"entropi cluster exited ({self.proc.returncode}) while "
+                                     f"waiting for {what}:\n{log}")
             got = pred()
             if got:
                 return got
@@ -179,7 +184,7 @@ def run_cluster(tmp_path: Path, model_cache: Path, scenario, **overrides: Any) -
                                  str(config), "--log-format", "json"], stdout=log,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                 cwd=tmp_path)
-    cluster = Cluster(run)
+    cluster = Cluster(run, proc)
     try:
         asyncio.run(scenario(cluster, port, config))
         proc.send_signal(signal.SIGTERM)
