@@ -32,18 +32,25 @@ log = get_logger(__name__)
 _PING_SECONDS = 1.0
 
 
+async def start_server(daemon: Daemon, server: Any = None) -> Any:
+    """Start where callers come from: ``server`` (a cluster replica's ASGI line) or the
+    daemon's own aiohttp :class:`ChatServer`; the daemon's live feed is that server's."""
+    if server is None:
+        daemon.feed = LiveFeed()
+        server = ChatServer(daemon.cfg, daemon.feed, status=daemon.live_status,
+                            voice_dirs=daemon.opts.voice_dirs)
+    else:
+        daemon.feed = server.feed
+    await server.start()
+    return server
+
+
 async def serve_callers(daemon: Daemon, worker: Any, client: Any, clips: Any,
                         deadline: float, server: Any = None) -> None:
     """Take calls from ``server`` (default: the daemon's own aiohttp :class:`ChatServer`; a
     cluster replica passes its ASGI one) until the daemon is asked to stop."""
     cfg = daemon.cfg
-    if server is None:
-        daemon.feed = LiveFeed()
-        server = ChatServer(cfg, daemon.feed, status=daemon.live_status,
-                            voice_dirs=daemon.opts.voice_dirs)
-    else:
-        daemon.feed = server.feed
-    await server.start()
+    server = await start_server(daemon, server)
     narrate(f"ready: open {server.url} to talk (or connect moshi's client to port {server.port})")
     daemon.notifier.ready(status=f"waiting for a caller on port {server.port}")
     call: WebSocketTransport | None = None

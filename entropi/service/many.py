@@ -18,8 +18,7 @@ from entropi.conversation.controller import PersonaPlexController, State, Window
 from entropi.conversation.session import Session
 from entropi.core.errors import ConfigError, InputError
 from entropi.core.logs import get_logger, narrate
-from entropi.service.callers import next_call, use_voice, watchdog
-from entropi.transports.websocket.feed import LiveFeed
+from entropi.service.callers import next_call, start_server, use_voice, watchdog
 from entropi.transports.websocket.server import ChatServer
 
 if TYPE_CHECKING:
@@ -121,14 +120,7 @@ async def serve_many(daemon: Daemon, pool: SlotPool, client: Any, clips: Any,
                      deadline: float, server: Any = None) -> None:
     """``server``: where callers come from (default: the daemon's own aiohttp ChatServer; a
     cluster replica passes its ASGI one)."""
-    cfg = daemon.cfg
-    if server is None:
-        daemon.feed = LiveFeed()
-        server = ChatServer(cfg, daemon.feed, status=daemon.live_status,
-                            voice_dirs=daemon.opts.voice_dirs)
-    else:
-        daemon.feed = server.feed
-    await server.start()
+    server = await start_server(daemon, server)
     narrate(f"ready: open {server.url} to talk, up to {pool.size} callers at once")
     calls = Calls(daemon, pool, server, client, clips, deadline)
     daemon.notifier.ready(status=f"waiting for callers on port {server.port} "
