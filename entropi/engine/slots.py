@@ -23,6 +23,7 @@ from entropi.config import Config
 from entropi.core.constants import FRAME_SIZE
 from entropi.core.errors import InputError
 from entropi.core.logs import get_logger
+from entropi.engine.worker import run_in_model_thread
 
 if TYPE_CHECKING:
     from entropi.engine.batched import BatchedEngine
@@ -110,16 +111,7 @@ class SlotPool:
         return self.batched.single
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._pool is None:
-            raise RuntimeError("SlotPool is not started (or already closed)")
-
-        def job() -> T:
-            import torch
-
-            with torch.inference_mode():
-                return fn(*args)
-
-        return await asyncio.get_running_loop().run_in_executor(self._pool, job)
+        return await run_in_model_thread(self._pool, "SlotPool", fn, *args)
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """Work on the single engine's own state (rendering clips, counting tokens)."""

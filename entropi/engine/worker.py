@@ -24,6 +24,21 @@ log = get_logger(__name__)
 T = TypeVar("T")
 
 
+async def run_in_model_thread(pool: ThreadPoolExecutor | None, owner: str,
+                              fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` on the model's one thread, inside ``torch.inference_mode()``."""
+    if pool is None:
+        raise RuntimeError(f"{owner} is not started (or already closed)")
+
+    def job() -> T:
+        import torch
+
+        with torch.inference_mode():
+            return fn(*args)
+
+    return await asyncio.get_running_loop().run_in_executor(pool, job)
+
+
 class EngineWorker:
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
@@ -37,16 +52,7 @@ class EngineWorker:
         return self._engine
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._pool is None:
-            raise RuntimeError("EngineWorker is not started (or already closed)")
-
-        def job() -> T:
-            import torch
-
-            with torch.inference_mode():
-                return fn(*args)
-
-        return await asyncio.get_running_loop().run_in_executor(self._pool, job)
+        return await run_in_model_thread(self._pool, "EngineWorker", fn, *args)
 
     async def start(self) -> Engine:
         """Load the engine on the worker thread (minutes for the 7B model)."""
