@@ -45,6 +45,23 @@ async def start_server(daemon: Daemon, server: Any = None) -> Any:
     return server
 
 
+async def refuse_voice(server: Any, call: WebSocketTransport, cfg: Any, exc: Exception) -> None:
+    """A caller's voice_prompt could not be used: kind 5 with the reason, then close."""
+    server.line.refused += 1
+    log.warning("call_refused", remote=call.remote, reason=str(exc))
+    # Name the voice as the caller did, not by its path on this machine.
+    call.refuse("voice_prompt: " + str(exc).replace(str(cfg.voice.prompt_path),
+                                                    repr(cfg.voice.prompt_file)))
+    await call.close()
+
+
+def call_record(call: WebSocketTransport, **extra: Any) -> dict[str, Any]:
+    """One finished call's latency samples and problems, for the benches and the summary."""
+    return {"added_ms": list(call.added_ms), "wait_ms": list(call.wait_ms),
+            "send_ms": list(call.send_ms), "step_ms": list(call.step_ms),
+            "dropped_in": call.stats().dropped_in, **extra, **call.counts}
+
+
 async def serve_callers(daemon: Daemon, worker: Any, client: Any, clips: Any,
                         deadline: float, server: Any = None) -> None:
     """Take calls from ``server`` (default: the daemon's own aiohttp :class:`ChatServer`; a
@@ -71,12 +88,7 @@ async def serve_callers(daemon: Daemon, worker: Any, client: Any, clips: Any,
             try:
                 call_clips, call_deadline = await use_voice(worker, call_cfg, voice_clips)
             except (InputError, ConfigError) as exc:
-                server.line.refused += 1
-                log.warning("call_refused", remote=call.remote, reason=str(exc))
-                # Name the voice as the caller did, not by its path on this machine.
-                call.refuse("voice_prompt: " + str(exc).replace(str(call_cfg.voice.prompt_path),
-                                                                repr(call_cfg.voice.prompt_file)))
-                await call.close()
+                await refuse_voice(server, call, call_cfg, exc)
                 server.release(call)
                 call = None
                 continue
@@ -90,11 +102,7 @@ async def serve_callers(daemon: Daemon, worker: Any, client: Any, clips: Any,
                                      call)
             finally:
                 daemon.on_live = None
-                daemon.calls.append({"added_ms": list(call.added_ms),
-                                     "wait_ms": list(call.wait_ms),
-                                     "send_ms": list(call.send_ms),
-                                     "step_ms": list(call.step_ms),
-                                     "dropped_in": call.stats().dropped_in, **call.counts})
+                daemon.calls.append(call_record(call))
                 log.info("conversation_over", conversation=conversations, reason=call.end_reason,
                          windows=daemon.summary.get("windows"))
                 daemon.publish("call_ended", conversation=conversations,

@@ -298,22 +298,28 @@ class Daemon:
     async def converse(self, cfg: Config, worker, client, clips: ThinkingClips,
                        deadline: float, audio: AudioTransport) -> None:
         """One conversation on ``audio`` (the local one, or a caller's): prime, talk, flush."""
-        session = Session(cfg, worker, client, clips, deadline, audio, asr=self._asr,
-                          max_windows=self.opts.max_windows, on_window=self._on_window,
-                          on_frame=self._on_frame, on_user_turn=self._on_user_turn)
+        session = self.session(cfg, worker, client, clips, deadline, audio, self._on_window)
         self.controller = session.controller
         if self._stop_before_ready:
             session.controller.request_stop()
         try:
-            self.summary = await session.run(self._supervise)
+            self.summary = await session.run(self.supervise)
         finally:
             self.controller = None
+
+    def session(self, cfg: Config, engine: Any, client: Any, clips: ThinkingClips,
+                deadline: float, audio: AudioTransport, on_window: Any) -> Session:
+        """One conversation wired to this daemon's recogniser, watchdog and live feed
+        (``engine``: the worker, or a caller's slot of the batched engine)."""
+        return Session(cfg, engine, client, clips, deadline, audio, asr=self._asr,
+                       max_windows=self.opts.max_windows, on_window=on_window,
+                       on_frame=self._on_frame, on_user_turn=self._on_user_turn)
 
     def live_status(self) -> dict[str, Any]:
         """What the status file and ``/api/status`` show now (a copy)."""
         return dict(self._live)
 
-    async def _supervise(self, controller: PersonaPlexController) -> RunTotals:
+    async def supervise(self, controller: PersonaPlexController) -> RunTotals:
         """Run the controller beside its stop guard; a crash in either ends both."""
         async with asyncio.TaskGroup() as tg:
             run = tg.create_task(controller.run(), name="controller")

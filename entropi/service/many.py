@@ -15,10 +15,16 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from entropi.conversation.controller import PersonaPlexController, State, WindowStats
-from entropi.conversation.session import Session
 from entropi.core.errors import ConfigError, InputError
 from entropi.core.logs import get_logger, narrate
-from entropi.service.callers import next_call, start_server, use_voice, watchdog
+from entropi.service.callers import (
+    call_record,
+    next_call,
+    refuse_voice,
+    start_server,
+    use_voice,
+    watchdog,
+)
 from entropi.transports.websocket.server import ChatServer
 
 if TYPE_CHECKING:
@@ -80,25 +86,16 @@ class Calls:
             try:
                 clips, deadline = await use_voice(self.pool, cfg, self.voice_clips, slot)
             except (InputError, ConfigError) as exc:
-                self.server.line.refused += 1
-                log.warning("call_refused", remote=call.remote, reason=str(exc))
-                call.refuse("voice_prompt: " + str(exc).replace(str(cfg.voice.prompt_path),
-                                                                repr(cfg.voice.prompt_file)))
-                await call.close()
+                await refuse_voice(self.server, call, cfg, exc)
                 return
-            session = Session(cfg, slot, self.client, clips, deadline, call, asr=daemon._asr,
-                              max_windows=daemon.opts.max_windows,
-                              on_window=self._on_window(number, call),
-                              on_frame=daemon._on_frame, on_user_turn=daemon._on_user_turn)
+            session = daemon.session(cfg, slot, self.client, clips, deadline, call,
+                                     self._on_window(number, call))
             self.controllers[number] = session.controller
             if daemon.stop_requested.is_set():
                 session.controller.request_stop()
             log.info("call_slot", call=number, slot=slot.index, remote=call.remote)
-            daemon.summary = await session.run(daemon._supervise)
-            daemon.calls.append({"added_ms": list(call.added_ms), "wait_ms": list(call.wait_ms),
-                                 "send_ms": list(call.send_ms), "step_ms": list(call.step_ms),
-                                 "dropped_in": call.stats().dropped_in, "slot": slot.index,
-                                 **call.counts})
+            daemon.summary = await session.run(daemon.supervise)
+            daemon.calls.append(call_record(call, slot=slot.index))
             log.info("conversation_over", conversation=number, reason=call.end_reason,
                      windows=daemon.summary.get("windows"), slot=slot.index)
             daemon.publish("call_ended", conversation=number, reason=call.end_reason)
